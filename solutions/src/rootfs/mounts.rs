@@ -1,0 +1,85 @@
+//! The kernel filesystems every container gets, as a table.
+//!
+//! Chapter 1. Each is a fresh instance (not a bind mount of the host's): /proc
+//! shows the processes of the container's pid namespace (chapter 2 makes that its
+//! own), devpts with `newinstance` has only the container's terminals, and sysfs is
+//! read-only so nothing in the container can reconfigure the host's devices.
+
+use std::path::Path;
+
+use nix::mount::{mount, MsFlags};
+
+use super::{create_dirs, RootfsError};
+
+/// One filesystem to mount inside the new root (see mount(2)).
+#[derive(Debug, Clone, Copy)]
+pub struct KernelMount {
+    /// Where, inside the container.
+    pub target: &'static str,
+    /// The filesystem type (`-t` of mount(8)); also used as the source name.
+    pub fstype: &'static str,
+    /// Generic mount flags.
+    pub flags: MsFlags,
+    /// Filesystem-specific options (`-o` of mount(8) that are not flags).
+    pub data: Option<&'static str>,
+}
+
+const NOSUID_NODEV_NOEXEC: MsFlags = MsFlags::MS_NOSUID
+    .union(MsFlags::MS_NODEV)
+    .union(MsFlags::MS_NOEXEC);
+
+/// In mount order: /dev before /dev/pts and /dev/shm, which live on it.
+pub const KERNEL_MOUNTS: &[KernelMount] = &[
+    KernelMount {
+        target: "/proc",
+        fstype: "proc",
+        flags: NOSUID_NODEV_NOEXEC,
+        data: None,
+    },
+    KernelMount {
+        target: "/dev",
+        fstype: "tmpfs",
+        flags: MsFlags::MS_NOSUID.union(MsFlags::MS_STRICTATIME),
+        data: Some("mode=755,size=65536k"),
+    },
+    KernelMount {
+        target: "/dev/pts",
+        fstype: "devpts",
+        flags: MsFlags::MS_NOSUID.union(MsFlags::MS_NOEXEC),
+        data: Some("newinstance,ptmxmode=0666,mode=0620"),
+    },
+    KernelMount {
+        target: "/dev/shm",
+        fstype: "tmpfs",
+        flags: NOSUID_NODEV_NOEXEC,
+        data: Some("mode=1777,size=65536k"),
+    },
+    KernelMount {
+        target: "/sys",
+        fstype: "sysfs",
+        flags: NOSUID_NODEV_NOEXEC.union(MsFlags::MS_RDONLY),
+        data: None,
+    },
+];
+
+/// Mounts one kernel filesystem inside the container's root (see mount(2)):
+/// create the target directory when the rootfs lacks it, then mount a new
+/// instance of `fstype` there with the table's flags and data.
+pub fn mount_kernel_fs(spec: &KernelMount) -> Result<(), RootfsError> {
+    // BEGIN SOLUTION ch01 "mount a kernel filesystem (proc, tmpfs, devpts, sysfs) inside the container"
+    let target = Path::new(spec.target);
+    create_dirs(target)?;
+    mount(
+        Some(spec.fstype),
+        target,
+        Some(spec.fstype),
+        spec.flags,
+        spec.data,
+    )
+    .map_err(|source| RootfsError::Mount {
+        fstype: spec.fstype,
+        target: target.to_path_buf(),
+        source,
+    })
+    // END SOLUTION
+}

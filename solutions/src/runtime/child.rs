@@ -1,0 +1,105 @@
+//! The container's first process, between clone(2) and execve(2).
+//!
+//! Everything here runs in the child, in its new namespaces. Any failure — an
+//! error or a `todo!()` still waiting for the student — is reported to the parent
+//! through the report pipe with its exit code; the child never falls through to
+//! ferry's own code.
+
+use std::convert::Infallible;
+use std::os::fd::RawFd;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use nix::sched::CloneFlags;
+
+use super::sync::{ChildEnds, ChildFailure};
+use crate::config::ContainerConfig;
+use crate::errors::{self, EXIT_ENGINE_FAILED};
+use crate::process::{self, ExecError};
+use crate::rootfs::{self, RootfsError};
+use crate::signals::BlockedSignals;
+use crate::env;
+
+/// A step of the child's setup that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChildError {
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    #[error(transparent)]
+    Rootfs(#[from] RootfsError),
+    #[error("failed to restore the signal mask")]
+    SignalMask(#[source] nix::Error),
+}
+
+impl ChildError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            ChildError::Exec(error) => error.exit_code(),
+            _ => EXIT_ENGINE_FAILED,
+        }
+    }
+
+    fn message(&self) -> String {
+        let mut message = errors::chain(self);
+        if let ChildError::Rootfs(error) = self {
+            if let Some(hint) = error.hint() {
+                message.push_str(&format!("\n{}: hint: {hint}", crate::ENGINE));
+            }
+        }
+        message
+    }
+}
+
+/// The child's entry point; returns the exit code only when it could not exec.
+pub fn main(
+    config: &ContainerConfig,
+    namespaces: CloneFlags,
+    blocked: &BlockedSignals,
+    ends: &mut ChildEnds,
+    parent_fds: [RawFd; 2],
+) -> isize {
+    ChildEnds::close_parent_copies(parent_fds);
+    match ends.wait_for_release() {
+        Ok(true) => {}
+        // The parent is gone (or failed before releasing us): nobody to run for.
+        Ok(false) | Err(_) => return EXIT_ENGINE_FAILED as isize,
+    }
+    let outcome = catch_unwind(AssertUnwindSafe(|| setup_and_exec(config, namespaces, blocked)));
+    let failure = match outcome {
+        Ok(Ok(never)) => match never {},
+        Ok(Err(error)) => ChildFailure {
+            exit_code: error.exit_code(),
+            message: error.message(),
+        },
+        Err(panic) => ChildFailure {
+            exit_code: EXIT_ENGINE_FAILED,
+            message: errors::describe_panic(panic.as_ref()),
+        },
+    };
+    ends.report(&failure);
+    failure.exit_code as isize
+}
+
+/// The child's steps, in runc's order. Later chapters add theirs where marked.
+fn setup_and_exec(
+    config: &ContainerConfig,
+    namespaces: CloneFlags,
+    blocked: &BlockedSignals,
+) -> Result<Infallible, ChildError> {
+    process::new_session()?;
+    // Chapter 2: unshare the cgroup namespace, set the hostname.
+    let root = rootfs::enter(&config.rootfs, config.no_pivot, namespaces)?;
+    // Chapter 4: masked paths, user, capabilities, no_new_privs, seccomp, stray fds.
+    enter_workdir(root.path(), &config.workdir)?;
+    let path_var = env::lookup(&config.env, "PATH").unwrap_or(env::DEFAULT_PATH);
+    let program = process::resolve_program(root.path(), &config.argv[0], path_var)?;
+    log::debug!("executing {}", program.display());
+    blocked.restore().map_err(ChildError::SignalMask)?;
+    Err(process::exec(&program, &config.argv, &config.env).into())
+}
+
+/// Changes into the working directory, creating it when missing (as docker does).
+fn enter_workdir(root: &std::path::Path, workdir: &std::path::Path) -> Result<(), RootfsError> {
+    let dir = root.join(workdir.strip_prefix("/").unwrap_or(workdir));
+    rootfs::create_dirs(&dir)?;
+    rootfs::change_dir(&dir)
+}
