@@ -18,7 +18,11 @@ fn output_and_exit_code_pass_through() {
     let script = format!("echo {out_token}; echo {err_token} >&2; exit {code}");
     let out = host.run(&["sh", "-c", &script]).output();
     out.assert_code(code);
-    assert_eq!(out.stdout, format!("{out_token}\n"), "stdout must be the command's, untouched\n{out}");
+    assert_eq!(
+        out.stdout,
+        format!("{out_token}\n"),
+        "stdout must be the command's, untouched\n{out}"
+    );
     out.assert_stderr_contains(&err_token);
 }
 
@@ -26,8 +30,12 @@ fn output_and_exit_code_pass_through() {
 fn stdin_reaches_the_command() {
     let host = TestHost::new();
     let line = token();
-    let out = host.run(&["sh", "-c", "read line; echo got:$line"]).stdin(format!("{line}\n").as_bytes()).output();
-    out.assert_success().assert_stdout_contains(&format!("got:{line}"));
+    let out = host
+        .run(&["sh", "-c", "read line; echo got:$line"])
+        .stdin(format!("{line}\n").as_bytes())
+        .output();
+    out.assert_success()
+        .assert_stdout_contains(&format!("got:{line}"));
 }
 
 #[test]
@@ -35,7 +43,9 @@ fn killed_by_sigkill_from_the_host_exits_137() {
     let host = TestHost::new();
     let marker = token();
     // `read` blocks on the open stdin pipe: the shell waits without children.
-    let running = host.run(&["sh", "-c", &format!("read x; echo {marker}")]).spawn();
+    let running = host
+        .run(&["sh", "-c", &format!("read x; echo {marker}")])
+        .spawn();
     let pid = find_process(&marker, running.pid());
     kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
     let out = running.wait();
@@ -57,19 +67,38 @@ fn sigterm_sent_to_the_engine_reaches_the_command() {
     wait_for_file(&host.rootfs.join(&ready));
     running.signal(Signal::SIGTERM);
     let out = running.wait();
-    out.assert_code(42).assert_stdout_contains(&format!("trapped-{marker}"));
+    out.assert_code(42)
+        .assert_stdout_contains(&format!("trapped-{marker}"));
 }
 
 #[test]
 fn environment_is_clean_with_docker_defaults() {
     let host = TestHost::new();
     let secret = token();
-    let report = host.run(&["/probe", "report"]).env("FERRY_TEST_SECRET", &secret).output();
+    let report = host
+        .run(&["/probe", "report"])
+        .env("FERRY_TEST_SECRET", &secret)
+        .output();
     let env = report.json()["env"].clone();
-    let keys: Vec<&str> = env.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys, ["HOME", "HOSTNAME", "PATH"], "only the defaults may be set\n{report}");
-    assert!(!report.stdout.contains(&secret), "the engine's environment leaked in\n{report}");
-    assert_eq!(env["PATH"], "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    let keys: Vec<&str> = env
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        ["HOME", "HOSTNAME", "PATH"],
+        "only the defaults may be set\n{report}"
+    );
+    assert!(
+        !report.stdout.contains(&secret),
+        "the engine's environment leaked in\n{report}"
+    );
+    assert_eq!(
+        env["PATH"],
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    );
     assert_eq!(env["HOME"], "/root");
 }
 
@@ -100,11 +129,24 @@ fn env_flags_set_pass_through_and_read_files() {
         .output();
     let env = report.json()["env"].clone();
     assert_eq!(env["SET"], set.as_str(), "{report}");
-    assert_eq!(env["PASSED"], passed.as_str(), "-e KEY passes KEY through\n{report}");
+    assert_eq!(
+        env["PASSED"],
+        passed.as_str(),
+        "-e KEY passes KEY through\n{report}"
+    );
     assert_eq!(env["FROM_FILE"], from_file.as_str(), "{report}");
-    assert_eq!(env["OVERRIDDEN"], "flag", "-e comes after --env-file\n{report}");
-    assert_eq!(env["PATH"], "/bin", "a user's PATH replaces the default\n{report}");
-    assert!(env.get("NOT_SET_ANYWHERE").is_none(), "an unset -e KEY is left out\n{report}");
+    assert_eq!(
+        env["OVERRIDDEN"], "flag",
+        "-e comes after --env-file\n{report}"
+    );
+    assert_eq!(
+        env["PATH"], "/bin",
+        "a user's PATH replaces the default\n{report}"
+    );
+    assert!(
+        env.get("NOT_SET_ANYWHERE").is_none(),
+        "an unset -e KEY is left out\n{report}"
+    );
 }
 
 #[test]
@@ -113,33 +155,64 @@ fn workdir_is_created_and_entered() {
     let dir = format!("/work-{}", token());
     let out = host.run(&["-w", &dir, "sh", "-c", "pwd"]).output();
     out.assert_success();
-    assert!(out.stdout.trim_end().ends_with(&dir), "pwd must end with {dir}\n{out}");
-    assert!(host.rootfs.join(&dir[1..]).is_dir(), "the workdir is created inside the rootfs\n{out}");
+    assert!(
+        out.stdout.trim_end().ends_with(&dir),
+        "pwd must end with {dir}\n{out}"
+    );
+    assert!(
+        host.rootfs.join(&dir[1..]).is_dir(),
+        "the workdir is created inside the rootfs\n{out}"
+    );
 }
 
 #[test]
 fn command_leads_a_new_session() {
     let host = TestHost::new();
     let report = probe_report(&host, &[], &["report"]);
-    assert_eq!(report["session_id"], report["pid"], "the command must call setsid(2): {report}");
+    assert_eq!(
+        report["session_id"], report["pid"],
+        "the command must call setsid(2): {report}"
+    );
 }
 
 #[test]
 fn hostname_is_the_short_id_of_a_container_that_exists_while_it_runs() {
     let host = TestHost::new();
     let marker = token();
-    let mut running = host.run(&["sh", "-c", &format!("read x; echo $HOSTNAME; : {marker}")]).spawn();
+    let mut running = host
+        .run(&["sh", "-c", &format!("read x; echo $HOSTNAME; : {marker}")])
+        .spawn();
     find_process(&marker, running.pid());
     let ids = host.container_dirs();
-    assert_eq!(ids.len(), 1, "one directory per running container under the state root: {ids:?}");
+    assert_eq!(
+        ids.len(),
+        1,
+        "one directory per running container under the state root: {ids:?}"
+    );
     running.write_stdin(b"go\n");
     let out = running.wait();
     out.assert_success();
     let hostname = out.stdout.trim();
-    assert_eq!(hostname.len(), 12, "HOSTNAME is the short id (12 hex digits)\n{out}");
-    assert_eq!(ids[0].len(), 64, "a container id has 64 hex digits: {}", ids[0]);
-    assert!(ids[0].starts_with(hostname), "HOSTNAME must be the start of the id {}\n{out}", ids[0]);
-    assert!(host.container_dirs().is_empty(), "the state directory is removed when the container ends");
+    assert_eq!(
+        hostname.len(),
+        12,
+        "HOSTNAME is the short id (12 hex digits)\n{out}"
+    );
+    assert_eq!(
+        ids[0].len(),
+        64,
+        "a container id has 64 hex digits: {}",
+        ids[0]
+    );
+    assert!(
+        ids[0].starts_with(hostname),
+        "HOSTNAME must be the start of the id {}\n{out}",
+        ids[0]
+    );
+    assert!(
+        host.container_dirs().is_empty(),
+        "the state directory is removed when the container ends"
+    );
 }
 
 #[test]
@@ -147,7 +220,10 @@ fn ids_differ_between_containers() {
     let host = TestHost::new();
     let first = host.run(&["sh", "-c", "echo $HOSTNAME"]).output();
     let second = host.run(&["sh", "-c", "echo $HOSTNAME"]).output();
-    assert_ne!(first.assert_success().stdout, second.assert_success().stdout);
+    assert_ne!(
+        first.assert_success().stdout,
+        second.assert_success().stdout
+    );
 }
 
 #[test]
@@ -155,7 +231,9 @@ fn missing_command_exits_127_and_says_so() {
     let host = TestHost::new();
     let name = format!("no-such-command-{}", token());
     let out = host.run(&[&name]).output();
-    out.assert_code(127).assert_stderr_contains(&name).assert_stderr_contains("not found");
+    out.assert_code(127)
+        .assert_stderr_contains(&name)
+        .assert_stderr_contains("not found");
     snapshot!(host, &[&name], "ch00_missing_command", out.stderr);
 }
 
@@ -165,16 +243,24 @@ fn non_executable_command_exits_126() {
     let name = format!("not-executable-{}", token());
     std::fs::write(host.rootfs.join("bin").join(&name), "#!/bin/sh\necho hi\n").unwrap();
     let out = host.run(&[&name]).output();
-    out.assert_code(126).assert_stderr_contains(&name).assert_stderr_contains("not executable");
+    out.assert_code(126)
+        .assert_stderr_contains(&name)
+        .assert_stderr_contains("not executable");
 }
 
 #[test]
 fn missing_rootfs_exits_125_and_touches_nothing() {
     let host = TestHost::new();
     let missing = host.dir.join(format!("missing-{}", token()));
-    let out = host.engine(&["run", "--rootfs", missing.to_str().unwrap(), "sh"]).output();
-    out.assert_code(125).assert_stderr_contains(missing.to_str().unwrap());
-    assert!(!missing.exists(), "the engine must not create the missing rootfs");
+    let out = host
+        .engine(&["run", "--rootfs", missing.to_str().unwrap(), "sh"])
+        .output();
+    out.assert_code(125)
+        .assert_stderr_contains(missing.to_str().unwrap());
+    assert!(
+        !missing.exists(),
+        "the engine must not create the missing rootfs"
+    );
     snapshot!(host, &[], "ch00_missing_rootfs", out.stderr);
 }
 
@@ -182,15 +268,19 @@ fn missing_rootfs_exits_125_and_touches_nothing() {
 fn rootfs_that_is_a_file_exits_125() {
     let host = TestHost::new();
     let file = host.canary("not-a-dir", "x");
-    let out = host.engine(&["run", "--rootfs", file.to_str().unwrap(), "sh"]).output();
-    out.assert_code(125).assert_stderr_contains("not a directory");
+    let out = host
+        .engine(&["run", "--rootfs", file.to_str().unwrap(), "sh"])
+        .output();
+    out.assert_code(125)
+        .assert_stderr_contains("not a directory");
 }
 
 #[test]
 fn bad_flag_exits_125() {
     let host = TestHost::new();
     let out = host.run(&["--no-such-flag", "sh"]).output();
-    out.assert_code(125).assert_stderr_contains("--no-such-flag");
+    out.assert_code(125)
+        .assert_stderr_contains("--no-such-flag");
     let out = host.run(&["-e", "=value", "sh"]).output();
     out.assert_code(125).assert_stderr_contains("=value");
 }

@@ -17,11 +17,21 @@ fn mounts(report: &Value) -> Vec<(String, String, String, String)> {
         .as_array()
         .expect("the probe lists mounts")
         .iter()
-        .map(|m| (field(m, "target"), field(m, "fstype"), field(m, "options"), field(m, "super_options")))
+        .map(|m| {
+            (
+                field(m, "target"),
+                field(m, "fstype"),
+                field(m, "options"),
+                field(m, "super_options"),
+            )
+        })
         .collect()
 }
 
-fn mount_at<'a>(mounts: &'a [(String, String, String, String)], target: &str) -> Option<&'a (String, String, String, String)> {
+fn mount_at<'a>(
+    mounts: &'a [(String, String, String, String)],
+    target: &str,
+) -> Option<&'a (String, String, String, String)> {
     mounts.iter().rev().find(|m| m.0 == target)
 }
 
@@ -33,10 +43,21 @@ fn container_sees_its_rootfs_not_the_hosts_files() {
     let secret = token();
     let canary = host.canary("canary", &secret);
     let report = probe_report(&host, &[], &["report"]);
-    let entries: Vec<&str> = report["root_entries"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-    assert!(entries.contains(&marker.as_str()), "`/` must be the rootfs: {entries:?}");
+    let entries: Vec<&str> = report["root_entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        entries.contains(&marker.as_str()),
+        "`/` must be the rootfs: {entries:?}"
+    );
     let read = probe_report(&host, &[], &["read", canary.to_str().unwrap()]);
-    assert_eq!(read["ok"], false, "a host file outside the rootfs was readable: {read}");
+    assert_eq!(
+        read["ok"], false,
+        "a host file outside the rootfs was readable: {read}"
+    );
 }
 
 #[test]
@@ -44,28 +65,48 @@ fn proc_is_mounted_inside() {
     let host = TestHost::new();
     let report = probe_report(&host, &[], &["report"]);
     let mounts = mounts(&report);
-    let proc_mount = mount_at(&mounts, "/proc").unwrap_or_else(|| panic!("no /proc mount: {mounts:?}"));
+    let proc_mount =
+        mount_at(&mounts, "/proc").unwrap_or_else(|| panic!("no /proc mount: {mounts:?}"));
     assert_eq!(proc_mount.1, "proc");
-    let out = host.run(&["sh", "-c", "cat /proc/self/status | grep ^Pid:"]).output();
+    let out = host
+        .run(&["sh", "-c", "cat /proc/self/status | grep ^Pid:"])
+        .output();
     out.assert_success().assert_stdout_contains("Pid:");
 }
 
 #[test]
 fn dev_is_a_minimal_tmpfs_with_the_default_devices() {
     let host = TestHost::new();
-    let out = host.run(&["sh", "-c", "ls -1 /dev; find /dev -type b | wc -l"]).output();
+    let out = host
+        .run(&["sh", "-c", "ls -1 /dev; find /dev -type b | wc -l"])
+        .output();
     out.assert_success();
     let mut lines: Vec<&str> = out.stdout.lines().collect();
     let block_devices = lines.pop().unwrap().trim().to_string();
     let expected = [
-        "fd", "full", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin", "stdout", "tty", "urandom", "zero",
+        "fd", "full", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin", "stdout", "tty",
+        "urandom", "zero",
     ];
-    assert_eq!(lines, expected, "/dev must hold exactly the default devices and links\n{out}");
-    assert_eq!(block_devices, "0", "no block device (the host's disks) in /dev\n{out}");
+    assert_eq!(
+        lines, expected,
+        "/dev must hold exactly the default devices and links\n{out}"
+    );
+    assert_eq!(
+        block_devices, "0",
+        "no block device (the host's disks) in /dev\n{out}"
+    );
     let report = probe_report(&host, &[], &["report"]);
     let mounts = mounts(&report);
-    assert_eq!(mount_at(&mounts, "/dev").map(|m| m.1.as_str()), Some("tmpfs"), "{mounts:?}");
-    assert_eq!(mount_at(&mounts, "/dev/shm").map(|m| m.1.as_str()), Some("tmpfs"), "{mounts:?}");
+    assert_eq!(
+        mount_at(&mounts, "/dev").map(|m| m.1.as_str()),
+        Some("tmpfs"),
+        "{mounts:?}"
+    );
+    assert_eq!(
+        mount_at(&mounts, "/dev/shm").map(|m| m.1.as_str()),
+        Some("tmpfs"),
+        "{mounts:?}"
+    );
 }
 
 #[test]
@@ -75,8 +116,10 @@ fn devices_work_and_have_open_permissions() {
                   && stat -c '%a %t:%T' /dev/null /dev/tty && ls -l /dev/stdout";
     let out = host.run(&["sh", "-c", script]).output();
     out.assert_success();
-    out.assert_stdout_contains("16").assert_stdout_contains("00 00 00 00");
-    out.assert_stdout_contains("666 1:3").assert_stdout_contains("666 5:0");
+    out.assert_stdout_contains("16")
+        .assert_stdout_contains("00 00 00 00");
+    out.assert_stdout_contains("666 1:3")
+        .assert_stdout_contains("666 5:0");
     out.assert_stdout_contains("/proc/self/fd/1");
 }
 
@@ -85,10 +128,14 @@ fn devpts_is_a_new_instance() {
     let host = TestHost::new();
     let report = probe_report(&host, &[], &["report"]);
     let mounts = mounts(&report);
-    let pts = mount_at(&mounts, "/dev/pts").unwrap_or_else(|| panic!("no /dev/pts mount: {mounts:?}"));
+    let pts =
+        mount_at(&mounts, "/dev/pts").unwrap_or_else(|| panic!("no /dev/pts mount: {mounts:?}"));
     assert_eq!(pts.1, "devpts");
     // The host's instance has ptmxmode=000; a new instance mounted as the chapter says has 666.
-    assert!(pts.3.contains("ptmxmode=666"), "devpts must be a new instance with ptmxmode=0666: {pts:?}");
+    assert!(
+        pts.3.contains("ptmxmode=666"),
+        "devpts must be a new instance with ptmxmode=0666: {pts:?}"
+    );
 }
 
 #[test]
@@ -98,9 +145,19 @@ fn sys_is_read_only() {
     let mounts = mounts(&report);
     let sys = mount_at(&mounts, "/sys").unwrap_or_else(|| panic!("no /sys mount: {mounts:?}"));
     assert_eq!(sys.1, "sysfs");
-    assert!(sys.2.split(',').any(|o| o == "ro"), "/sys must be mounted read-only: {sys:?}");
-    let out = host.run(&["sh", "-c", &format!("mkdir /sys/ferry-{} 2>&1; true", token())]).output();
-    out.assert_success().assert_stdout_contains("Read-only file system");
+    assert!(
+        sys.2.split(',').any(|o| o == "ro"),
+        "/sys must be mounted read-only: {sys:?}"
+    );
+    let out = host
+        .run(&[
+            "sh",
+            "-c",
+            &format!("mkdir /sys/ferry-{} 2>&1; true", token()),
+        ])
+        .output();
+    out.assert_success()
+        .assert_stdout_contains("Read-only file system");
 }
 
 #[test]
@@ -111,19 +168,38 @@ fn old_root_is_detached_and_removed() {
     let strays: Vec<String> = mounts(&report)
         .into_iter()
         .map(|m| m.0)
-        .filter(|target| !allowed.contains(&target.as_str()) && !target.starts_with("/sys/") && !target.starts_with("/proc/"))
+        .filter(|target| {
+            !allowed.contains(&target.as_str())
+                && !target.starts_with("/sys/")
+                && !target.starts_with("/proc/")
+        })
         .collect();
-    assert!(strays.is_empty(), "the host's mounts are still reachable in the container: {strays:?}");
+    assert!(
+        strays.is_empty(),
+        "the host's mounts are still reachable in the container: {strays:?}"
+    );
     let entries = report["root_entries"].to_string();
-    assert!(!entries.contains("old"), "the old root's directory must be removed: {entries}");
+    assert!(
+        !entries.contains("old"),
+        "the old root's directory must be removed: {entries}"
+    );
 }
 
 #[test]
 fn mounts_do_not_leak_to_a_host_whose_root_is_shared() {
     let host = TestHost::new();
-    host.run(&["sh", "-c", "mkdir -p /mnt/x && mount -t tmpfs leak-test /mnt/x && true"]).output().assert_success();
+    host.run(&[
+        "sh",
+        "-c",
+        "mkdir -p /mnt/x && mount -t tmpfs leak-test /mnt/x && true",
+    ])
+    .output()
+    .assert_success();
     let leaked = host.leaked_mounts();
-    assert!(leaked.is_empty(), "mounts appeared in the test host: {leaked:?} (make / private first)");
+    assert!(
+        leaked.is_empty(),
+        "mounts appeared in the test host: {leaked:?} (make / private first)"
+    );
 }
 
 #[test]
@@ -132,7 +208,10 @@ fn double_chroot_breakout_fails() {
     let secret = token();
     let canary = host.canary("canary", &secret);
     let result = probe_report(&host, &[], &["escape-chroot", canary.to_str().unwrap()]);
-    assert_eq!(result["escaped"], false, "the probe climbed out of the container's root: {result}");
+    assert_eq!(
+        result["escaped"], false,
+        "the probe climbed out of the container's root: {result}"
+    );
     assert!(!result.to_string().contains(&secret), "{result}");
 }
 
@@ -143,9 +222,15 @@ fn no_pivot_still_runs_in_the_rootfs() {
     std::fs::write(host.rootfs.join(&marker), "").unwrap();
     let canary = host.canary("canary", &token());
     let report = probe_report(&host, &["--no-pivot"], &["report"]);
-    assert!(report["root_entries"].to_string().contains(&marker), "{report}");
+    assert!(
+        report["root_entries"].to_string().contains(&marker),
+        "{report}"
+    );
     let read = probe_report(&host, &["--no-pivot"], &["read", canary.to_str().unwrap()]);
-    assert_eq!(read["ok"], false, "chroot must hide the host's files from plain path lookups: {read}");
+    assert_eq!(
+        read["ok"], false,
+        "chroot must hide the host's files from plain path lookups: {read}"
+    );
 }
 
 #[test]

@@ -24,7 +24,9 @@ pub enum EnvEntry {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnvError {
-    #[error("invalid environment variable {entry:?}: the name must be non-empty and hold no '=' or NUL")]
+    #[error(
+        "invalid environment variable {entry:?}: the name must be non-empty and hold no '=' or NUL"
+    )]
     Invalid { entry: String },
     #[error("failed to read env file {path}")]
     ReadFile {
@@ -128,8 +130,14 @@ mod tests {
 
     #[test]
     fn entries_parse_as_docker_reads_them() {
-        assert_eq!(parse_entry("A=b=c").unwrap(), EnvEntry::Set("A".into(), "b=c".into()));
-        assert_eq!(parse_entry("A=").unwrap(), EnvEntry::Set("A".into(), "".into()));
+        assert_eq!(
+            parse_entry("A=b=c").unwrap(),
+            EnvEntry::Set("A".into(), "b=c".into())
+        );
+        assert_eq!(
+            parse_entry("A=").unwrap(),
+            EnvEntry::Set("A".into(), "".into())
+        );
         assert_eq!(parse_entry("A").unwrap(), EnvEntry::Inherit("A".into()));
         assert!(parse_entry("=x").is_err());
         assert!(parse_entry("").is_err());
@@ -147,6 +155,9 @@ mod tests {
             ],
             &host,
         );
-        assert_eq!(env, ["PATH=/x", "HOSTNAME=abc", "HOME=/root", "FROM_HOST=h"]);
+        assert_eq!(
+            env,
+            ["PATH=/x", "HOSTNAME=abc", "HOME=/root", "FROM_HOST=h"]
+        );
     }
 }

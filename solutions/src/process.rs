@@ -128,7 +128,11 @@ pub fn exec(program: &Path, argv: &[String], env: &[String]) -> ExecError {
             text: text.to_string(),
         })
     };
-    let strings = |list: &[String]| list.iter().map(|s| c_string(s)).collect::<Result<Vec<_>, _>>();
+    let strings = |list: &[String]| {
+        list.iter()
+            .map(|s| c_string(s))
+            .collect::<Result<Vec<_>, _>>()
+    };
     let (path, argv, env) = match (
         c_string(&program.to_string_lossy()),
         strings(argv),

@@ -45,7 +45,10 @@ fn busybox() -> &'static Path {
 fn applets() -> &'static [String] {
     static APPLETS: OnceLock<Vec<String>> = OnceLock::new();
     APPLETS.get_or_init(|| {
-        let output = std::process::Command::new(busybox()).arg("--list").output().unwrap();
+        let output = std::process::Command::new(busybox())
+            .arg("--list")
+            .output()
+            .unwrap();
         String::from_utf8(output.stdout)
             .unwrap()
             .lines()
@@ -57,7 +60,16 @@ fn applets() -> &'static [String] {
 
 /// Makes a rootfs at `root`: /bin (busybox and its applets), /etc, /tmp, /root, /probe.
 pub fn build_rootfs(root: &Path) {
-    for dir in ["bin", "etc", "root", "tmp", "home/ferry", "proc", "dev", "sys"] {
+    for dir in [
+        "bin",
+        "etc",
+        "root",
+        "tmp",
+        "home/ferry",
+        "proc",
+        "dev",
+        "sys",
+    ] {
         std::fs::create_dir_all(root.join(dir)).unwrap();
     }
     std::fs::set_permissions(root.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
@@ -85,6 +97,10 @@ fn has_interpreter(elf: &[u8]) -> bool {
         }
         value
     };
-    let (offset, size, count) = (read(0x20, 8) as usize, read(0x36, 2) as usize, read(0x38, 2) as usize);
+    let (offset, size, count) = (
+        read(0x20, 8) as usize,
+        read(0x36, 2) as usize,
+        read(0x38, 2) as usize,
+    );
     (0..count).any(|i| read(offset + i * size, 4) as u32 == PT_INTERP)
 }

@@ -63,7 +63,13 @@ macro_rules! snapshot {
 
 fn regex_escape(text: &str) -> String {
     text.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '/' || c == '-' || c == '_' { c.to_string() } else { format!("\\{c}") })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '/' || c == '-' || c == '_' {
+                c.to_string()
+            } else {
+                format!("\\{c}")
+            }
+        })
         .collect()
 }
 
@@ -105,7 +111,8 @@ impl TestHost {
 
     /// The mounts of the test host's namespace, as "mount point fstype" lines.
     pub fn mounts(&self) -> Vec<String> {
-        let text = std::fs::read_to_string(format!("/proc/{}/mountinfo", self.holder.id())).unwrap();
+        let text =
+            std::fs::read_to_string(format!("/proc/{}/mountinfo", self.holder.id())).unwrap();
         let mut mounts: Vec<String> = text
             .lines()
             .filter_map(|line| {
@@ -241,7 +248,9 @@ impl Invocation<'_> {
                 Ok(())
             });
         }
-        let mut child = command.spawn().expect("failed to start the engine under test");
+        let mut child = command
+            .spawn()
+            .expect("failed to start the engine under test");
         let mut stdin = child.stdin.take();
         if let Some(bytes) = &self.stdin {
             let mut pipe = stdin.take().unwrap();
@@ -281,7 +290,11 @@ impl Running {
     }
 
     pub fn write_stdin(&mut self, bytes: &[u8]) {
-        self.stdin.as_mut().expect("stdin still open").write_all(bytes).unwrap();
+        self.stdin
+            .as_mut()
+            .expect("stdin still open")
+            .write_all(bytes)
+            .unwrap();
     }
 
     pub fn close_stdin(&mut self) {
@@ -334,7 +347,9 @@ pub fn find_process(token: &str, engine_pid: i32) -> i32 {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
             if pid == engine_pid || pid == std::process::id() as i32 {
                 continue;
             }
@@ -343,7 +358,10 @@ pub fn find_process(token: &str, engine_pid: i32) -> i32 {
                 return pid;
             }
         }
-        assert!(Instant::now() < deadline, "no process with {token:?} in its command line appeared within 10 s");
+        assert!(
+            Instant::now() < deadline,
+            "no process with {token:?} in its command line appeared within 10 s"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -352,7 +370,11 @@ pub fn find_process(token: &str, engine_pid: i32) -> i32 {
 pub fn wait_for_file(path: &Path) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !path.exists() {
-        assert!(Instant::now() < deadline, "{} did not appear within 10 s", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "{} did not appear within 10 s",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -374,7 +396,10 @@ fn require_root() {
 /// real host) and then shared again, as a systemd laptop's `/` is.
 fn spawn_namespace_holder() -> Child {
     let mut command = Command::new("sleep");
-    command.arg("3600").stdin(Stdio::null()).stdout(Stdio::null());
+    command
+        .arg("3600")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
     // SAFETY: only system calls between fork and exec (unshare, mount), no allocation:
     // the path and flags are prepared before the fork.
     unsafe {
@@ -383,19 +408,37 @@ fn spawn_namespace_holder() -> Child {
             // The holder dies with the test's thread, even if the test panics.
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             if libc::unshare(libc::CLONE_NEWNS) != 0
-                || libc::mount(std::ptr::null(), root, std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) != 0
-                || libc::mount(std::ptr::null(), root, std::ptr::null(), libc::MS_REC | libc::MS_SHARED, std::ptr::null()) != 0
+                || libc::mount(
+                    std::ptr::null(),
+                    root,
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) != 0
+                || libc::mount(
+                    std::ptr::null(),
+                    root,
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_SHARED,
+                    std::ptr::null(),
+                ) != 0
             {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
         });
     }
-    command.spawn().expect("failed to create the test host's mount namespace")
+    command
+        .spawn()
+        .expect("failed to create the test host's mount namespace")
 }
 
 fn shell_quote(text: &str) -> String {
-    if !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@".contains(c)) {
+    if !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@".contains(c))
+    {
         text.to_string()
     } else {
         format!("'{}'", text.replace('\'', r"'\''"))

@@ -22,8 +22,16 @@ fn strip_notes(text: &str) -> String {
 }
 
 impl Output {
-    pub fn new(command: String, status: ExitStatus, stdout: Vec<u8>, stderr: Vec<u8>, timed_out: bool) -> Output {
-        let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    pub fn new(
+        command: String,
+        status: ExitStatus,
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+        timed_out: bool,
+    ) -> Output {
+        let code = status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
         Output {
             command,
             code,
@@ -50,13 +58,19 @@ impl Output {
 
     #[track_caller]
     pub fn assert_stdout_contains(&self, needle: &str) -> &Self {
-        assert!(self.stdout.contains(needle), "expected stdout to contain {needle:?}\n{self}");
+        assert!(
+            self.stdout.contains(needle),
+            "expected stdout to contain {needle:?}\n{self}"
+        );
         self
     }
 
     #[track_caller]
     pub fn assert_stderr_contains(&self, needle: &str) -> &Self {
-        assert!(self.stderr.contains(needle), "expected stderr to contain {needle:?}\n{self}");
+        assert!(
+            self.stderr.contains(needle),
+            "expected stderr to contain {needle:?}\n{self}"
+        );
         self
     }
 
@@ -65,7 +79,8 @@ impl Output {
     pub fn json(&self) -> serde_json::Value {
         self.assert_success();
         let line = self.stdout.lines().last().unwrap_or("");
-        serde_json::from_str(line).unwrap_or_else(|e| panic!("the probe's output is not JSON ({e})\n{self}"))
+        serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("the probe's output is not JSON ({e})\n{self}"))
     }
 }
 

@@ -8,7 +8,10 @@ use super::TestHost;
 
 /// The workspace root (the tests are compiled from solutions/ or workshop/).
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Builds `ferry-probe` statically into target/probe and returns its path.

@@ -70,7 +70,11 @@ pub fn main() -> i32 {
         Err(error) => {
             // --help and --version are not errors; a bad flag is ferry's failure (125),
             // as docker's CLI has it.
-            let code = if error.use_stderr() { EXIT_ENGINE_FAILED } else { 0 };
+            let code = if error.use_stderr() {
+                EXIT_ENGINE_FAILED
+            } else {
+                0
+            };
             let _ = error.print();
             return code;
         }
@@ -87,7 +91,10 @@ pub fn main() -> i32 {
             error.exit_code()
         }
         Err(panic) => {
-            eprintln!("{ENGINE}: error: {}", errors::describe_panic(panic.as_ref()));
+            eprintln!(
+                "{ENGINE}: error: {}",
+                errors::describe_panic(panic.as_ref())
+            );
             EXIT_ENGINE_FAILED
         }
     }

@@ -26,7 +26,9 @@ pub enum EnvEntry {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnvError {
-    #[error("invalid environment variable {entry:?}: the name must be non-empty and hold no '=' or NUL")]
+    #[error(
+        "invalid environment variable {entry:?}: the name must be non-empty and hold no '=' or NUL"
+    )]
     Invalid { entry: String },
     #[error("failed to read env file {path}")]
     ReadFile {

@@ -38,7 +38,9 @@ thread_local! {
 /// once, in ferry's own words. The location is kept for internal errors.
 pub fn quiet_panics() {
     std::panic::set_hook(Box::new(|info| {
-        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()));
         PANIC_LOCATION.with(|cell| *cell.borrow_mut() = location);
     }));
 }
@@ -51,7 +53,9 @@ pub fn describe_panic(payload: &(dyn Any + Send)) -> String {
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".to_string());
-    let stub = message.strip_prefix("not yet implemented: ").unwrap_or(&message);
+    let stub = message
+        .strip_prefix("not yet implemented: ")
+        .unwrap_or(&message);
     if let Some((chapter, what)) = stub
         .strip_prefix("chapter ")
         .and_then(|rest| rest.split_once(": "))
@@ -61,5 +65,8 @@ pub fn describe_panic(payload: &(dyn Any + Send)) -> String {
     let location = PANIC_LOCATION
         .with(|cell| cell.borrow().clone())
         .unwrap_or_else(|| "unknown location".to_string());
-    format!("internal error at {location}: {message} (this is a bug in {})", crate::ENGINE)
+    format!(
+        "internal error at {location}: {message} (this is a bug in {})",
+        crate::ENGINE
+    )
 }

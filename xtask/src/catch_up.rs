@@ -21,7 +21,10 @@ pub fn run(manifest: &Manifest, upto: u32) -> Result<()> {
     let mut total = 0;
     for relative in source_files(&root.join("workshop/src"))? {
         let file = Path::new("src").join(&relative);
-        let (student_path, solution_path) = (root.join("workshop").join(&file), root.join("solutions").join(&file));
+        let (student_path, solution_path) = (
+            root.join("workshop").join(&file),
+            root.join("solutions").join(&file),
+        );
         if file.extension().and_then(|e| e.to_str()) != Some("rs") || !solution_path.exists() {
             continue;
         }
@@ -33,7 +36,8 @@ pub fn run(manifest: &Manifest, upto: u32) -> Result<()> {
         }
         let saved = backup.join(&file);
         std::fs::create_dir_all(saved.parent().expect("a file has a parent"))?;
-        std::fs::copy(&student_path, &saved).with_context(|| format!("failed to back up {}", student_path.display()))?;
+        std::fs::copy(&student_path, &saved)
+            .with_context(|| format!("failed to back up {}", student_path.display()))?;
         std::fs::write(&student_path, filled)?;
         println!("filled {count:>2} region(s) in workshop/{}", file.display());
         total += count;

@@ -1,10 +1,18 @@
 //! `cargo xtask`: the workshop's own tooling (see ARCHITECTURE.md, "xtask commands").
 
+mod book;
 mod catch_up;
-#[path = "doctor_placeholder.rs"]
+mod check;
+mod demo;
 mod doctor;
+mod hostcheck;
+mod ladder;
 mod manifest;
+mod progress;
 mod regions;
+mod results;
+mod suite;
+mod util;
 mod workshop;
 
 use anyhow::Result;
@@ -31,8 +39,31 @@ enum Command {
         /// The last chapter to fill in
         chapter: u32,
     },
+    /// Run chapter N's tests against your workshop: a pass/fail board with hints
+    Check {
+        /// The chapter to check
+        chapter: u32,
+    },
+    /// Stubs left and tests passing, chapter by chapter
+    Progress {
+        /// Re-run every chapter's tests instead of showing the latest results
+        #[arg(long)]
+        run: bool,
+    },
     /// What this machine can run: root, kernel, cgroups, overlayfs, packages
     Doctor,
+    /// Build the engine and show what it isolates, chapter by chapter (runs as root)
+    Demo,
+    /// Build the book into target/book (installs a pinned mdBook when missing)
+    Book,
+    /// Everything the project checks: fmt, clippy, freshness, tests, ladder, book (CI runs this)
+    Test,
+    /// Prove the chapters are incremental: chapters 0..=N pass N's tests and fail N+1's
+    Ladder {
+        /// Run the tests of every chapter 0..=N at each step, not only N's
+        #[arg(long)]
+        full: bool,
+    },
 }
 
 fn main() {
@@ -49,5 +80,16 @@ fn run(cli: Cli) -> Result<()> {
         Command::Workshop { check } => workshop::ensure(&workshop::generate(&manifest)?, check),
         Command::CatchUp { chapter } => catch_up::run(&manifest, chapter),
         Command::Doctor => doctor::run(),
+        Command::Check { chapter } => check::run(&manifest, chapter),
+        Command::Progress { run } => progress::run(&manifest, run),
+        Command::Ladder { full } => {
+            util::ensure_packages(&[util::BUSYBOX])?;
+            let host = hostcheck::HostState::capture();
+            ladder::run(&manifest, full)?;
+            hostcheck::HostState::ensure_unchanged_since(&host)
+        }
+        Command::Demo => demo::run(),
+        Command::Book => book::run(),
+        Command::Test => suite::run(&manifest),
     }
 }

@@ -41,7 +41,8 @@ pub fn project_root() -> PathBuf {
 impl Manifest {
     pub fn load() -> Result<Manifest> {
         let path = project_root().join("chapters.toml");
-        let text = std::fs::read_to_string(&path).with_context(|| format!("failed to read {}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("failed to read {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("failed to parse {}", path.display()))
     }
 
@@ -49,7 +50,12 @@ impl Manifest {
         self.chapters
             .iter()
             .find(|chapter| chapter.number == number)
-            .with_context(|| format!("there is no chapter {number} in chapters.toml (chapters: {})", self.numbers()))
+            .with_context(|| {
+                format!(
+                    "there is no chapter {number} in chapters.toml (chapters: {})",
+                    self.numbers()
+                )
+            })
     }
 
     fn numbers(&self) -> String {
@@ -69,6 +75,9 @@ impl Manifest {
 impl Chapter {
     /// Whether the chapter's test file exists yet.
     pub fn has_tests(&self) -> bool {
-        project_root().join("tests").join(format!("{}.rs", self.test)).exists()
+        project_root()
+            .join("tests")
+            .join(format!("{}.rs", self.test))
+            .exists()
     }
 }

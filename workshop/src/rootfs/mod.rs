@@ -129,7 +129,11 @@ pub fn mount_namespace() -> CloneFlags {
 ///
 /// Without a mount namespace of its own the process would mount on the host, so
 /// then nothing is mounted and the rootfs stays a directory among the host's files.
-pub fn enter(rootfs: &Path, no_pivot: bool, namespaces: CloneFlags) -> Result<RootView, RootfsError> {
+pub fn enter(
+    rootfs: &Path,
+    no_pivot: bool,
+    namespaces: CloneFlags,
+) -> Result<RootView, RootfsError> {
     if !namespaces.contains(CloneFlags::CLONE_NEWNS) {
         return Ok(RootView::Host(rootfs.to_path_buf()));
     }

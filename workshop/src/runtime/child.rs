@@ -15,11 +15,11 @@ use nix::sched::CloneFlags;
 
 use super::sync::{ChildEnds, ChildFailure};
 use crate::config::ContainerConfig;
+use crate::env;
 use crate::errors::{self, EXIT_ENGINE_FAILED};
 use crate::process::{self, ExecError};
 use crate::rootfs::{self, RootfsError};
 use crate::signals::BlockedSignals;
-use crate::env;
 
 /// A step of the child's setup that failed.
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +65,9 @@ pub fn main(
         // The parent is gone (or failed before releasing us): nobody to run for.
         Ok(false) | Err(_) => return EXIT_ENGINE_FAILED as isize,
     }
-    let outcome = catch_unwind(AssertUnwindSafe(|| setup_and_exec(config, namespaces, blocked)));
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        setup_and_exec(config, namespaces, blocked)
+    }));
     let failure = match outcome {
         Ok(Ok(never)) => match never {},
         Ok(Err(error)) => ChildFailure {

@@ -109,7 +109,8 @@ pub fn run(config: &ContainerConfig) -> Result<i32, RunError> {
     log::debug!("creating the container's process with {namespaces:?}");
     let parent_fds = parent_ends.raw_fds();
     let mut child_main = || child::main(config, namespaces, &blocked, &mut child_ends, parent_fds);
-    let pid = sys::clone_child(namespaces, &mut child_main).map_err(sys_error("clone(2) the container's process"))?;
+    let pid = sys::clone_child(namespaces, &mut child_main)
+        .map_err(sys_error("clone(2) the container's process"))?;
     drop(child_ends); // the child has its own copies; ours would hide its end-of-file
     let child = ChildGuard(Some(pid));
     state.write(config, Some(pid.as_raw()))?;
@@ -125,7 +126,8 @@ pub fn run(config: &ContainerConfig) -> Result<i32, RunError> {
         });
     }
     log::debug!("the container's command is running as pid {pid}");
-    let status = signals::wait_forwarding(pid, &blocked).map_err(sys_error("wait for the container"))?;
+    let status =
+        signals::wait_forwarding(pid, &blocked).map_err(sys_error("wait for the container"))?;
     child.disarm();
     Ok(process::exit_code(status))
 }

@@ -71,7 +71,10 @@ impl ParentEnds {
         }
         let (code, message) = text.split_once('\n').unwrap_or(("125", &text));
         Ok(Some(ChildFailure {
-            exit_code: code.trim().parse().unwrap_or(crate::errors::EXIT_ENGINE_FAILED),
+            exit_code: code
+                .trim()
+                .parse()
+                .unwrap_or(crate::errors::EXIT_ENGINE_FAILED),
             message: message.to_string(),
         }))
     }

@@ -1,0 +1,163 @@
+//! `cargo xtask demo`: builds the reference engine and shows, command by command,
+//! what it isolates so far. Runs the engine as root (through sudo when needed)
+//! with its own state root under target/demo; touches nothing else.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+use crate::manifest::project_root;
+use crate::util;
+
+pub fn run() -> Result<()> {
+    util::ensure_packages(&[util::BUSYBOX])?;
+    println!("building the engine and the probe ...");
+    util::run(util::cargo().args(["build", "--quiet", "-p", "ferry"]))?;
+    let probe = build_probe()?;
+    let demo = project_root().join("target/demo");
+    let rootfs = demo.join("rootfs");
+    make_rootfs(&rootfs, &probe)?;
+    let demo = Demo {
+        engine: project_root().join("target/debug/ferry"),
+        state: demo.join("state"),
+        rootfs,
+    };
+
+    section(
+        "Chapter 0 — a container is a process",
+        "stdio, exit codes and a clean environment:",
+    );
+    demo.run(&["sh", "-c", "echo \"hello from $HOSTNAME\"; exit 3"], &[])?;
+    demo.run(
+        &["-e", "GREETING=ahoy", "env"],
+        &[("SECRET_ON_THE_HOST", "not-for-containers")],
+    )?;
+    demo.run(&["no-such-program"], &[])?;
+
+    section(
+        "Chapter 1 — a filesystem of its own",
+        "its own root, /proc, a minimal /dev, a read-only /sys:",
+    );
+    demo.run(
+        &[
+            "sh",
+            "-c",
+            "ls /; echo; ls /dev; echo; grep -E ' / | /sys ' /proc/self/mountinfo",
+        ],
+        &[],
+    )?;
+    section(
+        "",
+        "chroot alone can be climbed out of (--no-pivot); pivot_root cannot:",
+    );
+    demo.run(
+        &["--no-pivot", "/probe", "escape-chroot", "/etc/os-release"],
+        &[],
+    )?;
+    demo.run(&["/probe", "escape-chroot", "/etc/os-release"], &[])?;
+    println!("\nThat is the engine as it stands. Build your own: chapters/introduction.md");
+    Ok(())
+}
+
+struct Demo {
+    engine: PathBuf,
+    state: PathBuf,
+    rootfs: PathBuf,
+}
+
+impl Demo {
+    /// Runs `ferry --root STATE run --rootfs ROOTFS ARGS` as root and shows it.
+    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Result<()> {
+        let mut command = util::as_root(&self.engine.to_string_lossy());
+        command
+            .arg("--root")
+            .arg(&self.state)
+            .args(["run", "--rootfs"])
+            .arg(&self.rootfs)
+            .args(args);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        if !util::is_root() {
+            // sudo resets the environment; keep what the demo sets to show it is not passed on.
+            for (key, _) in env {
+                command.arg(format!("--preserve-env={key}"));
+            }
+        }
+        let quoted: Vec<String> = args
+            .iter()
+            .map(|a| {
+                if a.contains([' ', '$', '"', ';']) {
+                    format!("'{a}'")
+                } else {
+                    a.to_string()
+                }
+            })
+            .collect();
+        let shown = format!(
+            "ferry run --rootfs {} {}",
+            short(&self.rootfs),
+            quoted.join(" ")
+        );
+        println!("\n$ {shown}");
+        let status = command.status().context("failed to start the engine")?;
+        println!("(exit code {})", status.code().unwrap_or(-1));
+        Ok(())
+    }
+}
+
+fn section(title: &str, what: &str) {
+    if !title.is_empty() {
+        println!("\n━━ {title} ━━");
+    }
+    println!("{what}");
+}
+
+fn short(path: &Path) -> String {
+    path.strip_prefix(project_root())
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+/// The static probe (see probe/), built like the tests build it.
+fn build_probe() -> Result<PathBuf> {
+    let target = project_root().join("target/probe");
+    util::run(
+        util::cargo()
+            .args([
+                "rustc",
+                "--quiet",
+                "-p",
+                "ferry-probe",
+                "--release",
+                "--target-dir",
+            ])
+            .arg(&target)
+            .args(["--", "-C", "target-feature=+crt-static"]),
+    )?;
+    Ok(target.join("release/ferry-probe"))
+}
+
+/// A busybox rootfs: the static busybox, its applets as links, and the probe.
+fn make_rootfs(rootfs: &Path, probe: &Path) -> Result<()> {
+    if rootfs.exists() {
+        std::fs::remove_dir_all(rootfs)?;
+    }
+    for dir in ["bin", "etc", "root", "tmp", "proc", "dev", "sys"] {
+        std::fs::create_dir_all(rootfs.join(dir))?;
+    }
+    std::fs::copy(util::BUSYBOX.0, rootfs.join("bin/busybox"))?;
+    let list = Command::new(util::BUSYBOX.0).arg("--list").output()?;
+    for applet in String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .filter(|a| *a != "busybox")
+    {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet))?;
+    }
+    std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")?;
+    std::fs::write(rootfs.join("etc/group"), "root:x:0:\n")?;
+    std::fs::copy(probe, rootfs.join("probe"))?;
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! `cargo xtask test`: everything the project promises, in the order that fails
+//! fastest — what CI runs and what a maintainer runs before pushing.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+
+use crate::hostcheck::HostState;
+use crate::manifest::Manifest;
+use crate::{book, ladder, util, workshop};
+
+pub fn run(manifest: &Manifest) -> Result<()> {
+    let started = Instant::now();
+    util::ensure_packages(&[util::BUSYBOX])?;
+    let mut timings: Vec<(&str, f64)> = Vec::new();
+    let mut step = |name: &'static str, work: &mut dyn FnMut() -> Result<()>| -> Result<()> {
+        println!("\n==> {name}");
+        let begun = Instant::now();
+        work().with_context(|| format!("step failed: {name}"))?;
+        timings.push((name, begun.elapsed().as_secs_f64()));
+        Ok(())
+    };
+    step("rustfmt", &mut || {
+        util::run(util::cargo().args(["fmt", "--all", "--check"]))
+    })?;
+    step("clippy (solutions, tests, xtask, probe)", &mut || {
+        util::run(util::cargo().args([
+            "clippy",
+            "--quiet",
+            "-p",
+            "ferry",
+            "-p",
+            "xtask",
+            "-p",
+            "ferry-probe",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    })?;
+    step("workshop is fresh", &mut || {
+        workshop::ensure(&workshop::generate(manifest)?, true)
+    })?;
+    let host = HostState::capture();
+    step("unit tests (xtask, probe, engine)", &mut || {
+        util::run(util::cargo().args([
+            "test",
+            "--quiet",
+            "-p",
+            "xtask",
+            "-p",
+            "ferry-probe",
+            "-p",
+            "ferry",
+            "--lib",
+            "--bins",
+        ]))
+    })?;
+    step("chapter tests against the reference", &mut || {
+        let mut command = util::cargo();
+        command.args(["test", "--quiet", "-p", "ferry"]);
+        for chapter in manifest.chapters.iter().filter(|c| c.has_tests()) {
+            command.args(["--test", &chapter.test]);
+        }
+        util::run(&mut command)
+    })?;
+    step("the ladder", &mut || ladder::run(manifest, false))?;
+    step("the book", &mut || book::run())?;
+    step("host check", &mut || {
+        HostState::ensure_unchanged_since(&host)
+    })?;
+    println!(
+        "\nall checks passed in {:.0} s:",
+        started.elapsed().as_secs_f64()
+    );
+    for (name, seconds) in timings {
+        println!("  {seconds:>6.1} s  {name}");
+    }
+    Ok(())
+}

@@ -1,0 +1,117 @@
+//! Small helpers shared by the xtask commands: running commands visibly, root, apt.
+
+use std::path::Path;
+use std::process::{Command, ExitStatus};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::manifest::project_root;
+
+/// The cargo that runs xtask (so the same toolchain builds everything).
+pub fn cargo() -> Command {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command.current_dir(project_root());
+    command
+}
+
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    // The effective uid is the third field of "Uid:" in /proc/self/status.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// `program args...` as root: directly when root, through sudo otherwise.
+pub fn as_root(program: &str) -> Command {
+    if is_root() {
+        Command::new(program)
+    } else {
+        let mut command = Command::new("sudo");
+        command.arg(program);
+        command
+    }
+}
+
+/// Prints the command, runs it, fails if it fails.
+pub fn run(command: &mut Command) -> Result<()> {
+    let status = status(command)?;
+    if !status.success() {
+        bail!("`{}` failed ({status})", describe(command));
+    }
+    Ok(())
+}
+
+/// Prints the command and runs it, returning its exit status.
+pub fn status(command: &mut Command) -> Result<ExitStatus> {
+    println!("$ {}", describe(command));
+    command
+        .status()
+        .with_context(|| format!("failed to start `{}`", describe(command)))
+}
+
+pub fn describe(command: &Command) -> String {
+    let mut text = command.get_program().to_string_lossy().into_owned();
+    for arg in command.get_args() {
+        text.push(' ');
+        text.push_str(&arg.to_string_lossy());
+    }
+    text
+}
+
+/// System packages the workshop needs, by the file that shows they are installed.
+pub const BUSYBOX: (&str, &str) = ("/bin/busybox", "busybox-static");
+
+/// Installs the missing packages with apt-get (update first; waits for the apt lock).
+pub fn ensure_packages(packages: &[(&str, &str)]) -> Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .filter(|(file, _)| !Path::new(file).exists())
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    println!("installing {} (needed by the workshop)", missing.join(", "));
+    if !is_root() && Command::new("sudo").arg("--version").output().is_err() {
+        bail!(
+            "{} must be installed, as root: apt-get install {}",
+            missing.join(", "),
+            missing.join(" ")
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let updated = status(as_root("apt-get").args(["update", "-q"]))?.success();
+        let installed = updated
+            && status(
+                as_root("env")
+                    .args([
+                        "DEBIAN_FRONTEND=noninteractive",
+                        "apt-get",
+                        "install",
+                        "-y",
+                        "-q",
+                    ])
+                    .args(&missing),
+            )?
+            .success();
+        if installed {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "apt-get could not install {} (is another package manager holding the lock?)",
+                missing.join(" ")
+            );
+        }
+        println!("apt-get failed (perhaps another process holds the apt lock); retrying in 10 s");
+        std::thread::sleep(Duration::from_secs(10));
+    }
+}
