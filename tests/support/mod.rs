@@ -385,10 +385,11 @@ fn require_root() {
         return;
     }
     panic!(
-        "these tests run containers and need root.\n\
-         run them through cargo, whose runner (scripts/cargo-runner) uses sudo:\n    \
-         cargo test -p myferry --test ch00_process\n\
-         or as root: sudo -E cargo test ... (install sudo, or run as root in a VM)"
+        "these tests run containers and need root, and this process is not root.\n\
+         run them through cargo as yourself: its runner (scripts/cargo-runner) escalates with sudo:\n    \
+         cargo test -p myferry --test ch00_process    (or: cargo xtask check 0)\n\
+         without sudo, install it (apt-get install sudo, as root) or work as root in a VM.\n\
+         avoid `sudo cargo test`: it leaves root-owned files in target/ (see chapters/setup.md)"
     );
 }
 

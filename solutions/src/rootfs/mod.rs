@@ -68,6 +68,12 @@ pub enum RootfsError {
         #[source]
         source: Errno,
     },
+    #[error("failed to remove {path} in the container")]
+    Remove {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("failed to create {path} in the container")]
     Create {
         path: PathBuf,
@@ -106,7 +112,7 @@ impl RootfsError {
             RootfsError::PivotRoot {
                 source: Errno::EBUSY,
                 ..
-            } => Some("pivot_root's put_old must be a directory under the new root (chapter 1)"),
+            } => Some("the new root is still on the current root's mount: bind-mount the rootfs onto itself first (chapter 1)"),
             RootfsError::MakePrivate(Errno::EPERM) | RootfsError::Mount { source: Errno::EPERM, .. } => {
                 Some("mounting needs root and a mount namespace of the container's own (chapter 1)")
             }
@@ -205,7 +211,7 @@ pub fn pivot_into(new_root: &Path) -> Result<(), RootfsError> {
         path: old_root.clone(),
         source,
     })?;
-    std::fs::remove_dir(&old_root).map_err(|source| RootfsError::Create {
+    std::fs::remove_dir(&old_root).map_err(|source| RootfsError::Remove {
         path: old_root,
         source,
     })

@@ -70,6 +70,12 @@ pub enum RootfsError {
         #[source]
         source: Errno,
     },
+    #[error("failed to remove {path} in the container")]
+    Remove {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("failed to create {path} in the container")]
     Create {
         path: PathBuf,
@@ -108,7 +114,7 @@ impl RootfsError {
             RootfsError::PivotRoot {
                 source: Errno::EBUSY,
                 ..
-            } => Some("pivot_root's put_old must be a directory under the new root (chapter 1)"),
+            } => Some("the new root is still on the current root's mount: bind-mount the rootfs onto itself first (chapter 1)"),
             RootfsError::MakePrivate(Errno::EPERM) | RootfsError::Mount { source: Errno::EPERM, .. } => {
                 Some("mounting needs root and a mount namespace of the container's own (chapter 1)")
             }
