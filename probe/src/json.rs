@@ -60,6 +60,12 @@ impl From<i64> for Json {
     }
 }
 
+impl From<u64> for Json {
+    fn from(n: u64) -> Json {
+        Json::Int(i64::try_from(n).unwrap_or(i64::MAX))
+    }
+}
+
 impl From<usize> for Json {
     fn from(n: usize) -> Json {
         Json::Int(i64::try_from(n).unwrap_or(i64::MAX))
@@ -97,6 +103,15 @@ pub fn errno_fields(err: &io::Error) -> (Json, Json) {
         }
         None => (Json::Null, Json::Str(message)),
     }
+}
+
+/// The `ok`, `errno` and `error` fields of a step that either worked or failed.
+pub fn result_fields<T>(result: &io::Result<T>) -> [(&'static str, Json); 3] {
+    let (ok, (errno, error)) = match result {
+        Ok(_) => (true, (Json::Null, Json::Null)),
+        Err(e) => (false, errno_fields(e)),
+    };
+    [("ok", ok.into()), ("errno", errno), ("error", error)]
 }
 
 /// `err` as one line, with its errno when there is one: "Permission denied (errno 13)".
@@ -199,6 +214,27 @@ mod tests {
         assert_eq!(errno, Json::Int(libc::EACCES.into()));
         assert_eq!(words, Json::from("Permission denied"));
         assert_eq!(describe(&err), "Permission denied (errno 13)");
+    }
+
+    #[test]
+    fn results_give_ok_errno_and_error() {
+        let failed: io::Result<()> = Err(io::Error::from_raw_os_error(libc::EPERM));
+        let fields = Json::object(result_fields(&failed));
+        assert_eq!(
+            fields.to_string(),
+            r#"{"ok":false,"errno":1,"error":"Operation not permitted"}"#
+        );
+        let fields = Json::object(result_fields(&Ok(7)));
+        assert_eq!(
+            fields.to_string(),
+            r#"{"ok":true,"errno":null,"error":null}"#
+        );
+    }
+
+    #[test]
+    fn large_unsigned_numbers_saturate() {
+        assert_eq!(Json::from(u64::MAX), Json::Int(i64::MAX));
+        assert_eq!(Json::from(5u64).to_string(), "5");
     }
 
     #[test]

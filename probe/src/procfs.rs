@@ -1,5 +1,5 @@
-//! Parsers for the two /proc files the report reads: `/proc/self/mountinfo` and
-//! `/proc/self/status` (see proc(5)). Pure functions over bytes, so they can be unit tested.
+//! Parsers for the /proc files the probe reads: `/proc/self/mountinfo`, `/proc/self/status` and
+//! `/proc/net/dev` (see proc(5)). Pure functions over text, so they can be unit tested.
 
 /// One line of `/proc/self/mountinfo`.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,6 +90,18 @@ pub fn parse_status<'k>(text: &str, keys: &[&'k str]) -> Vec<(&'k str, Option<St
         .collect()
 }
 
+/// The interface names in `/proc/net/dev` text, in the kernel's order.
+///
+/// After two header lines (which have no `:`), each line reads `    lo: 1234 5 0 ...`: the name,
+/// right-aligned, then a colon. Interface names cannot contain a colon.
+pub fn parse_net_dev(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, _)| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,5 +177,17 @@ mod tests {
                 ("CapAmb", None),
             ]
         );
+    }
+
+    #[test]
+    fn net_dev_lists_interface_names() {
+        let text = "Inter-|   Receive                            |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets
+    lo:    1234       5    0    0    0     0          0         0     1234       5
+  eth0:12345678   9999    0    0    0     0          0         0   654321    8888
+veth-long-name0:0 0 0 0 0 0 0 0 0 0
+";
+        assert_eq!(parse_net_dev(text), ["lo", "eth0", "veth-long-name0"]);
+        assert!(parse_net_dev("").is_empty());
     }
 }

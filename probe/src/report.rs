@@ -98,11 +98,33 @@ fn status() -> Json {
     )
 }
 
-/// The open descriptors, from /proc/self/fd.
+fn open_fds() -> Json {
+    Json::array(list_fds())
+}
+
+/// `probe fds`: `{"fds": [{"fd", "target"}]}`, each open descriptor with what it points to (the
+/// readlink of /proc/self/fd/N: a path, `pipe:[123]`, `/dev/pts/0`...; null if unreadable).
+pub fn fds() -> Json {
+    let fds = list_fds().into_iter().map(|fd| {
+        let target = fs::read_link(format!("/proc/self/fd/{fd}"));
+        Json::object([
+            ("fd", Json::from(fd)),
+            (
+                "target",
+                target
+                    .ok()
+                    .map_or(Json::Null, |t| Json::bytes(t.as_os_str().as_bytes())),
+            ),
+        ])
+    });
+    Json::object([("fds", Json::array(fds))])
+}
+
+/// The open descriptors, from /proc/self/fd, sorted.
 ///
 /// Listing the directory opens one more descriptor; once the listing is closed that one is no
 /// longer open, which is how it is told apart from the descriptors the container inherited.
-fn open_fds() -> Json {
+fn list_fds() -> Vec<i32> {
     let listed: Vec<i32> = match fs::read_dir("/proc/self/fd") {
         Ok(dir) => dir
             .filter_map(Result::ok)
@@ -115,7 +137,7 @@ fn open_fds() -> Json {
         .filter(|&fd| sys::is_fd_open(fd))
         .collect();
     fds.sort_unstable();
-    Json::array(fds)
+    fds
 }
 
 /// Each namespace's identity, such as `"mnt:[4026531841]"`: equal strings, same namespace.

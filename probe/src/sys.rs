@@ -7,7 +7,9 @@ use std::fs::File;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::io::AsRawFd;
+use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
+use std::time::Duration;
 
 /// Real and effective user and group ids (see getuid(2), getgid(2), geteuid(2), getegid(2)).
 pub struct Ids {
@@ -107,6 +109,209 @@ pub fn rmdir_at(parent: &File, name: &str) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Creates or opens the System V message queue of `key` (see msgget(2)); returns its id.
+pub fn msgget(key: i32, flags: i32) -> io::Result<i32> {
+    // SAFETY: msgget only reads its two integer arguments.
+    check(unsafe { libc::msgget(key, flags) })
+}
+
+/// Creates or opens the System V shared memory segment of `key` (see shmget(2)); returns its id.
+///
+/// Only the id: the segment is never attached, so no memory of ours is involved.
+pub fn shmget(key: i32, size: usize, flags: i32) -> io::Result<i32> {
+    // SAFETY: shmget only reads its three integer arguments.
+    check(unsafe { libc::shmget(key, size, flags) })
+}
+
+/// Removes the message queue `id` (see msgctl(2), `IPC_RMID`).
+pub fn msg_remove(id: i32) -> io::Result<()> {
+    // SAFETY: IPC_RMID ignores the buffer argument, so a null pointer is never dereferenced.
+    check(unsafe { libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut()) }).map(drop)
+}
+
+/// Marks the shared memory segment `id` for removal (see shmctl(2), `IPC_RMID`).
+pub fn shm_remove(id: i32) -> io::Result<()> {
+    // SAFETY: IPC_RMID ignores the buffer argument, so a null pointer is never dereferenced.
+    check(unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) }).map(drop)
+}
+
+/// The CPU time this process has used so far, user and system (see clock_gettime(2)).
+pub fn process_cpu_time() -> io::Result<Duration> {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid timespec that outlives the call; the kernel only writes into it.
+    check(unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut now) })?;
+    let secs = u64::try_from(now.tv_sec).unwrap_or(0);
+    let nanos = u32::try_from(now.tv_nsec).unwrap_or(0);
+    Ok(Duration::new(secs, nanos))
+}
+
+/// A child process this one forked. Dropping it waits for it, so every child is reaped, on
+/// error paths and panics too.
+#[derive(Debug)]
+pub struct Child {
+    pid: libc::pid_t,
+    reaped: bool,
+}
+
+/// How a child ended (see waitpid(2)).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Exit {
+    /// It called `_exit` with this code.
+    Code(i32),
+    /// A signal killed it (SIGSYS from a seccomp filter, SIGKILL from the OOM killer...).
+    Signal(i32),
+}
+
+impl Child {
+    /// Waits for the child to end and says how it did.
+    pub fn wait(mut self) -> io::Result<Exit> {
+        self.reaped = true;
+        wait_pid(self.pid)
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if !self.reaped {
+            let _ = wait_pid(self.pid);
+        }
+    }
+}
+
+fn wait_pid(pid: libc::pid_t) -> io::Result<Exit> {
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is a valid int that outlives the call; the kernel only writes into it.
+        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if rc == pid {
+            break;
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+    if libc::WIFEXITED(status) {
+        Ok(Exit::Code(libc::WEXITSTATUS(status)))
+    } else {
+        Ok(Exit::Signal(libc::WTERMSIG(status)))
+    }
+}
+
+/// Forks (see fork(2)); the child runs `child` and `_exit`s with the code it returns, never coming
+/// back here: no destructors, atexit handlers or stdout flush run twice.
+fn fork_with(child: impl FnOnce() -> i32) -> io::Result<Child> {
+    // SAFETY: the probe never starts a thread, so the child's copy of the process is consistent
+    // (no lock is held by a thread that does not exist in the child). The child leaves only
+    // through `_exit`, even when `child` panics.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        0 => {
+            let code = panic::catch_unwind(AssertUnwindSafe(child)).unwrap_or(127);
+            // SAFETY: `_exit` ends the child at once; it touches no memory of ours.
+            unsafe { libc::_exit(code) }
+        }
+        pid if pid < 0 => Err(io::Error::last_os_error()),
+        pid => Ok(Child { pid, reaped: false }),
+    }
+}
+
+/// Forks a child that sleeps `seconds`, then exits 0.
+pub fn fork_sleeper(seconds: u32) -> io::Result<Child> {
+    fork_with(|| {
+        std::thread::sleep(Duration::from_secs(seconds.into()));
+        0
+    })
+}
+
+/// Calls unshare(CLONE_NEWUSER) in a forked child, so this process keeps its namespaces.
+///
+/// The child exits 0 when unshare worked and with the errno when it failed; a seccomp filter
+/// may kill it instead, which shows as [`Exit::Signal`].
+pub fn unshare_user_in_child() -> io::Result<Exit> {
+    let child = fork_with(|| {
+        // SAFETY: unshare only reads its integer argument, and only changes the child.
+        match check(unsafe { libc::unshare(libc::CLONE_NEWUSER) }) {
+            Ok(_) => 0,
+            Err(e) => e.raw_os_error().unwrap_or(255),
+        }
+    })?;
+    child.wait()
+}
+
+/// Issues the 32-bit (i386) `getpid` system call through `int 0x80`; returns what the kernel
+/// answered: the pid, or a negative errno.
+///
+/// A 64-bit process may still enter the kernel's 32-bit syscall table this way, which is why a
+/// seccomp filter must check the architecture. If it does, the kernel may kill the process with
+/// SIGSYS; if the kernel has no 32-bit emulation, the interrupt raises SIGSEGV.
+#[cfg(target_arch = "x86_64")]
+pub fn int80_getpid() -> i64 {
+    /// `__NR_getpid` in the i386 table (it is 39 in the x86_64 one).
+    const I386_GETPID: u64 = 20;
+    let mut ax = I386_GETPID;
+    // SAFETY: i386 getpid takes no arguments and touches no memory. The kernel enters on its own
+    // stack (so ours is untouched: `nostack`), returns the result in eax and preserves the other
+    // registers except r8-r11, which some kernels clear on this path: they are declared clobbered.
+    unsafe {
+        std::arch::asm!(
+            "int 0x80",
+            inout("rax") ax,
+            lateout("r8") _,
+            lateout("r9") _,
+            lateout("r10") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    // The answer is a 32-bit int: the low half of rax, sign-extended.
+    i64::from(ax as u32 as i32)
+}
+
+/// Joins a new anonymous session keyring: keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL), through the
+/// raw system call (see keyctl(2)). Returns the keyring's serial number.
+pub fn join_session_keyring() -> io::Result<libc::c_long> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: with a null name the kernel reads no memory of ours; the new keyring only becomes
+    // this process's session keyring.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_JOIN_SESSION_KEYRING,
+            std::ptr::null::<libc::c_char>(),
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(rc)
+}
+
+/// Pushes `byte` into the input queue of the terminal open on `fd`, as if typed (see
+/// ioctl_tty(2), `TIOCSTI`).
+pub fn inject_input(fd: i32, byte: u8) -> io::Result<()> {
+    // SAFETY: TIOCSTI reads one byte through the pointer, which points at `byte` for the whole
+    // call; on a descriptor that is not a terminal the kernel fails with ENOTTY.
+    check(unsafe { libc::ioctl(fd, libc::TIOCSTI, &byte as *const u8) }).map(drop)
+}
+
+/// Sets the UTS namespace's host name (see sethostname(2)).
+pub fn set_hostname(name: &[u8]) -> io::Result<()> {
+    // SAFETY: we pass the slice's pointer and real length; the kernel reads at most that much.
+    check(unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) }).map(drop)
+}
+
+/// `rc`, or the errno when it is negative (the libc convention for failure).
+fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(rc)
 }
 
 fn c_path(path: &Path) -> io::Result<CString> {

@@ -5,11 +5,14 @@
 //! runtime (runc) uses; the chapters fill in its steps.
 #![deny(unsafe_code)]
 
+pub mod cgroups;
 pub mod cli;
 pub mod config;
 pub mod env;
 pub mod errors;
 pub mod id;
+pub mod init;
+pub mod namespaces;
 pub mod note;
 pub mod process;
 pub mod rootfs;
@@ -17,7 +20,7 @@ pub mod runtime;
 pub mod signals;
 pub mod state;
 #[allow(unsafe_code)]
-mod sys;
+pub mod sys;
 
 /// The engine's name as users see it: `ferry` here, `myferry` in the student's workshop.
 /// Messages, the default state root and notes all derive from it, so the two engines

@@ -4,8 +4,9 @@
 //! Every test gets its own temp dir (rootfs, state root, canaries) and runs the engine
 //! inside its own mount namespace whose `/` is shared, as on a systemd laptop; on drop
 //! it checks that no mount leaked into that namespace and no state was left behind.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
+pub mod cgroups;
 mod fixture;
 mod output;
 mod probe;
@@ -20,7 +21,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub use output::Output;
-pub use probe::probe_report;
+pub use probe::{binary as probe_binary, probe_report};
 
 /// The engine under test: `ferry` (the reference) or `myferry` (the student's).
 pub fn engine_binary() -> &'static str {
@@ -81,6 +82,8 @@ pub struct TestHost {
     pub dir: PathBuf,
     pub rootfs: PathBuf,
     pub state: PathBuf,
+    /// `--cgroup-parent` of every container the test runs: `/ferry-test-TOKEN`.
+    pub cgroup_parent: String,
     holder: Child,
     mount_ns: File,
     mounts_before: Vec<String>,
@@ -90,7 +93,8 @@ impl TestHost {
     /// Sets up a fresh test host; fails at once (with what to do) without root or busybox.
     pub fn new() -> TestHost {
         require_root();
-        let dir = PathBuf::from(format!("/tmp/ferry-test-{}", token()));
+        let name = format!("ferry-test-{}", token());
+        let dir = PathBuf::from(format!("/tmp/{name}"));
         std::fs::create_dir_all(&dir).unwrap();
         let rootfs = dir.join("rootfs");
         fixture::build_rootfs(&rootfs);
@@ -101,6 +105,7 @@ impl TestHost {
             dir,
             rootfs,
             state,
+            cgroup_parent: format!("/{name}"),
             holder,
             mount_ns,
             mounts_before: Vec::new(),
@@ -146,10 +151,16 @@ impl TestHost {
         }
     }
 
-    /// `ENGINE run --rootfs ROOTFS [options and command]`.
+    /// `ENGINE run --rootfs ROOTFS --cgroup-parent PARENT [options and command]`.
     pub fn run(&self, args: &[&str]) -> Invocation<'_> {
         let rootfs = self.rootfs.to_str().unwrap();
-        let mut all = vec!["run", "--rootfs", rootfs];
+        let mut all = vec![
+            "run",
+            "--rootfs",
+            rootfs,
+            "--cgroup-parent",
+            &self.cgroup_parent,
+        ];
         all.extend_from_slice(args);
         self.engine(&all)
     }
@@ -176,6 +187,7 @@ impl Drop for TestHost {
     fn drop(&mut self) {
         let leaked = self.leaked_mounts();
         let leftover = self.container_dirs();
+        let cgroups = cgroups::remove_parent(&self.cgroup_parent);
         let _ = self.holder.kill();
         let _ = self.holder.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -186,6 +198,11 @@ impl Drop for TestHost {
             leaked.is_empty(),
             "mounts leaked out of the container into the test host (a laptop's host, where / is shared): {leaked:#?}\n\
              make every mount private (MS_REC | MS_PRIVATE on /) before mounting anything (chapter 1)"
+        );
+        assert!(
+            cgroups.is_empty(),
+            "cgroups were left behind after the containers ended: {cgroups:#?}\n\
+             remove the container's cgroup on every path (chapter 3)"
         );
         assert!(
             leftover.is_empty(),

@@ -53,6 +53,42 @@ pub struct RunArgs {
     #[arg(short = 'w', long = "workdir", value_name = "DIR")]
     pub workdir: Option<PathBuf>,
 
+    /// The container's hostname [default: its short id]
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
+
+    /// Run a small init as PID 1 that forwards signals and reaps orphans
+    #[arg(long)]
+    pub init: bool,
+
+    /// Memory limit, e.g. 64m or 1g (units b, k, m, g)
+    #[arg(long, short = 'm', value_name = "BYTES")]
+    pub memory: Option<String>,
+
+    /// Memory plus swap limit (-1: unlimited swap) [default: no swap beyond --memory]
+    #[arg(long = "memory-swap", value_name = "BYTES", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+
+    /// Maximum number of processes and threads in the container
+    #[arg(long = "pids-limit", value_name = "N")]
+    pub pids_limit: Option<i64>,
+
+    /// Number of CPUs the container may use, e.g. 0.5
+    #[arg(long, value_name = "CPUS", allow_hyphen_values = true)]
+    pub cpus: Option<f64>,
+
+    /// Relative CPU weight (2 to 262144; default 1024)
+    #[arg(long = "cpu-shares", short = 'c', value_name = "SHARES")]
+    pub cpu_shares: Option<u64>,
+
+    /// CPUs the container may run on, e.g. 0-1,3
+    #[arg(long = "cpuset-cpus", value_name = "LIST")]
+    pub cpuset_cpus: Option<String>,
+
+    /// The cgroup under which the container's cgroup is created [default: /<engine>]
+    #[arg(long = "cgroup-parent", value_name = "PATH")]
+    pub cgroup_parent: Option<String>,
+
     /// Enter the root with chroot(2) instead of pivot_root(2) (weaker; see chapter 1)
     #[arg(long)]
     pub no_pivot: bool,

@@ -127,7 +127,35 @@ fn rust_file(name: &str, text: &str, manifest: &Manifest) -> Result<String> {
         out.push_str("#![allow(unused)]\n");
     }
     out.push_str(&rename_crate(&body));
-    Ok(out)
+    rustfmt(name, &out)
+}
+
+/// Formats generated code as `cargo fmt` would, so that formatting the workspace
+/// never makes the workshop stale (a long `todo!` is wrapped, for instance).
+fn rustfmt(name: &str, code: &str) -> Result<String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("rustfmt")
+        .args(["--edition", "2021", "--emit", "stdout", "--quiet"])
+        .current_dir(project_root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("failed to run rustfmt (install it with `rustup component add rustfmt`)")?;
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(code.as_bytes())?;
+    let output = child.wait_with_output()?;
+    if !output.status.success() {
+        bail!(
+            "rustfmt failed on the generated workshop/{name}:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8(output.stdout)?)
 }
 
 /// `ferry::x` → `myferry::x` where `ferry` is a whole identifier.

@@ -18,7 +18,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::CloneFlags;
 
 pub use dev::{DevLink, DeviceNode, DEVICES, DEV_LINKS};
-pub use mounts::{KernelMount, KERNEL_MOUNTS};
+pub use mounts::{mount_kernel_fs, KernelMount, KERNEL_MOUNTS};
 
 /// Where a process's paths lead: into the container's root, or — before chapter 1
 /// is done — still to the host's files, with the rootfs as a directory among them.
@@ -152,7 +152,7 @@ pub fn enter(
         pivot_into(rootfs)?;
     }
     for kernel_mount in KERNEL_MOUNTS {
-        mounts::mount_kernel_fs(kernel_mount)?;
+        mount_kernel_fs(kernel_mount)?;
     }
     dev::populate()?;
     Ok(RootView::Isolated)

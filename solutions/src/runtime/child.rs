@@ -12,12 +12,15 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use nix::sched::CloneFlags;
 
 use super::sync::{ChildEnds, ChildFailure};
+use crate::cgroups::{self, CgroupError, InsideMount};
 use crate::config::ContainerConfig;
-use crate::env;
 use crate::errors::{self, EXIT_ENGINE_FAILED};
+use crate::namespaces::{self, NamespaceError, MQUEUE};
 use crate::process::{self, ExecError};
-use crate::rootfs::{self, RootfsError};
+use crate::rootfs::{self, RootView, RootfsError};
 use crate::signals::BlockedSignals;
+use crate::{env, init, sys};
+use nix::unistd::ForkResult;
 
 /// A step of the child's setup that failed.
 #[derive(Debug, thiserror::Error)]
@@ -26,8 +29,14 @@ pub enum ChildError {
     Exec(#[from] ExecError),
     #[error(transparent)]
     Rootfs(#[from] RootfsError),
+    #[error(transparent)]
+    Namespace(#[from] NamespaceError),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
     #[error("failed to restore the signal mask")]
     SignalMask(#[source] nix::Error),
+    #[error("failed to fork the command under --init")]
+    Fork(#[source] nix::Error),
 }
 
 impl ChildError {
@@ -53,6 +62,7 @@ impl ChildError {
 pub fn main(
     config: &ContainerConfig,
     namespaces: CloneFlags,
+    cgroup_mounts: &[InsideMount],
     blocked: &BlockedSignals,
     ends: &mut ChildEnds,
     parent_fds: [RawFd; 2],
@@ -64,7 +74,7 @@ pub fn main(
         Ok(false) | Err(_) => return EXIT_ENGINE_FAILED as isize,
     }
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        setup_and_exec(config, namespaces, blocked)
+        setup_and_exec(config, namespaces, cgroup_mounts, blocked, ends)
     }));
     let failure = match outcome {
         Ok(Ok(never)) => match never {},
@@ -81,22 +91,60 @@ pub fn main(
     failure.exit_code as isize
 }
 
-/// The child's steps, in runc's order. Later chapters add theirs where marked.
+/// The child's steps, in runc's order. Each namespace's step runs only when that
+/// namespace was asked for: on the host it would change the machine itself.
 fn setup_and_exec(
     config: &ContainerConfig,
     namespaces: CloneFlags,
+    cgroup_mounts: &[InsideMount],
     blocked: &BlockedSignals,
+    ends: &mut ChildEnds,
 ) -> Result<Infallible, ChildError> {
     process::new_session()?;
-    // Chapter 2: unshare the cgroup namespace, set the hostname.
+    if namespaces.contains(CloneFlags::CLONE_NEWCGROUP) {
+        namespaces::enter_cgroup_namespace()?;
+    }
+    if namespaces.contains(CloneFlags::CLONE_NEWUTS) {
+        namespaces::set_hostname(&config.hostname)?;
+    }
+    if namespaces.contains(CloneFlags::CLONE_NEWNET) {
+        namespaces::bring_up_loopback()?;
+    }
     let root = rootfs::enter(&config.rootfs, config.no_pivot, namespaces)?;
+    if root == RootView::Isolated {
+        if namespaces.contains(CloneFlags::CLONE_NEWIPC) {
+            rootfs::mount_kernel_fs(&MQUEUE)?;
+        }
+        if namespaces.contains(CloneFlags::CLONE_NEWUTS) {
+            namespaces::write_hostname_file(&config.hostname);
+        }
+        if namespaces.contains(CloneFlags::CLONE_NEWCGROUP) && !cgroup_mounts.is_empty() {
+            cgroups::mount_inside(cgroup_mounts)?;
+        }
+    }
     // Chapter 4: masked paths, user, capabilities, no_new_privs, seccomp, stray fds.
     enter_workdir(root.path(), &config.workdir)?;
+    if config.init {
+        start_init(blocked, ends)?;
+    }
     let path_var = env::lookup(&config.env, "PATH").unwrap_or(env::DEFAULT_PATH);
     let program = process::resolve_program(root.path(), &config.argv[0], path_var)?;
     log::debug!("executing {}", program.display());
     blocked.restore().map_err(ChildError::SignalMask)?;
     Err(process::exec(&program, &config.argv, &config.env).into())
+}
+
+/// `--init`: forks; the child returns to exec the command, the parent stays as
+/// PID 1 (see `init`) and exits with the command's status without returning.
+fn start_init(blocked: &BlockedSignals, ends: &mut ChildEnds) -> Result<(), ChildError> {
+    match sys::fork().map_err(ChildError::Fork)? {
+        ForkResult::Child => Ok(()),
+        ForkResult::Parent { child } => {
+            ends.close_report();
+            let code = init::supervise(child, blocked);
+            std::process::exit(code)
+        }
+    }
 }
 
 /// Changes into the working directory, creating it when missing (as docker does).

@@ -28,11 +28,12 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
+use crate::cgroups::{self, CgroupError, ContainerCgroup};
 use crate::config::ContainerConfig;
 use crate::env::EnvError;
 use crate::errors::EXIT_ENGINE_FAILED;
 use crate::state::{StateDir, StateError};
-use crate::{process, rootfs, signals, sys};
+use crate::{namespaces, process, rootfs, signals, sys};
 
 /// Everything `ferry run` can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +46,16 @@ pub enum RunError {
     },
     #[error("rootfs {path} is not a directory")]
     RootfsNotDirectory { path: PathBuf },
+    #[error("invalid hostname {name:?}: use 1 to 64 letters, digits, dots and dashes")]
+    InvalidHostname { name: String },
+    #[error("invalid {flag} {value:?}: {why}")]
+    InvalidLimit {
+        flag: &'static str,
+        value: String,
+        why: &'static str,
+    },
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
     #[error("working directory {dir} must be an absolute path")]
     RelativeWorkdir { dir: PathBuf },
     #[error(transparent)]
@@ -88,6 +99,9 @@ impl RunError {
             RunError::State(_) => Some(
                 "the state root needs root to write: run as root, or give --root a directory you own".into(),
             ),
+            RunError::Cgroup(_) => Some(
+                "cgroups need root and a mounted cgroup filesystem: `cargo xtask doctor` shows the layout (see chapters/03-cgroups.md)".into(),
+            ),
             RunError::Sys { source: nix::Error::EPERM, .. } => Some(
                 "creating namespaces needs root: run with sudo (see chapters/setup.md)".into(),
             ),
@@ -105,17 +119,35 @@ pub fn run(config: &ContainerConfig) -> Result<i32, RunError> {
     let (mut parent_ends, mut child_ends) =
         sync::channel().map_err(sys_error("create the sync pipes"))?;
 
-    let namespaces = namespace_flags();
-    log::debug!("creating the container's process with {namespaces:?}");
+    let cgroup = cgroups::setup(&config.cgroup, config.id.as_str())?;
+    let cgroup_mounts = cgroup
+        .as_ref()
+        .map(|c| c.mounts_inside())
+        .unwrap_or_default();
+    let flags = namespace_flags();
+    let cloned = flags - namespaces::UNSHARED_BY_THE_CHILD;
+    log::debug!("creating the container's process with {cloned:?}");
     let parent_fds = parent_ends.raw_fds();
-    let mut child_main = || child::main(config, namespaces, &blocked, &mut child_ends, parent_fds);
-    let pid = sys::clone_child(namespaces, &mut child_main)
+    let mut child_main = || {
+        child::main(
+            config,
+            flags,
+            &cgroup_mounts,
+            &blocked,
+            &mut child_ends,
+            parent_fds,
+        )
+    };
+    let pid = sys::clone_child(cloned, &mut child_main)
         .map_err(sys_error("clone(2) the container's process"))?;
     drop(child_ends); // the child has its own copies; ours would hide its end-of-file
     let child = ChildGuard(Some(pid));
     state.write(config, Some(pid.as_raw()))?;
 
-    // Parent-side setup goes here: cgroups (chapter 3), network (chapter 10).
+    if let Some(cgroup) = &cgroup {
+        cgroup.add_process(pid)?;
+    }
+    // Parent-side setup for the network (chapter 10) goes here.
 
     parent_ends.release().map_err(RunError::Sync)?;
     if let Some(failure) = parent_ends.wait_for_exec().map_err(RunError::Sync)? {
@@ -129,13 +161,34 @@ pub fn run(config: &ContainerConfig) -> Result<i32, RunError> {
     let status =
         signals::wait_forwarding(pid, &blocked).map_err(sys_error("wait for the container"))?;
     child.disarm();
+    if let Some(cgroup) = &cgroup {
+        report_oom_kills(cgroup, config);
+    }
     Ok(process::exit_code(status))
 }
 
-/// The namespaces the container's process is created in. Each chapter adds its
-/// own: the mount namespace (chapter 1); uts, pid, ipc, net (chapter 2).
+/// The namespaces the container gets. Each chapter adds its own: the mount
+/// namespace (chapter 1); uts, pid, ipc, net and cgroup (chapter 2).
 fn namespace_flags() -> CloneFlags {
-    rootfs::mount_namespace()
+    rootfs::mount_namespace() | namespaces::isolation_namespaces()
+}
+
+/// Says so when the kernel's OOM killer struck in the container: a bare exit code
+/// 137 looks like any SIGKILL.
+fn report_oom_kills(cgroup: &ContainerCgroup, config: &ContainerConfig) {
+    let kills = cgroup.oom_kills();
+    if kills > 0 {
+        let limit = config
+            .cgroup
+            .limits
+            .memory
+            .map(|m| format!(" of {} MiB", m >> 20))
+            .unwrap_or_default();
+        eprintln!(
+            "{}: the container hit its memory limit{limit}: the kernel's OOM killer killed {kills} of its processes",
+            crate::ENGINE
+        );
+    }
 }
 
 /// Kills and reaps the child unless it was waited for: no process outlives a

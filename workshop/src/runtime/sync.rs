@@ -31,7 +31,8 @@ pub struct ParentEnds {
 #[derive(Debug)]
 pub struct ChildEnds {
     release: std::fs::File,
-    report: std::fs::File,
+    /// `None` in `--init`'s PID 1, which must not hold the pipe open.
+    report: Option<std::fs::File>,
 }
 
 /// Creates both pipes, close-on-exec (see pipe2(2)).
@@ -46,7 +47,7 @@ pub fn channel() -> nix::Result<(ParentEnds, ChildEnds)> {
         },
         ChildEnds {
             release: file(release_read),
-            report: file(report_write),
+            report: Some(file(report_write)),
         },
     ))
 }
@@ -102,7 +103,15 @@ impl ChildEnds {
     /// Tells the parent why the command could not start.
     pub fn report(&mut self, failure: &ChildFailure) {
         let text = format!("{}\n{}", failure.exit_code, failure.message);
-        // Nothing more can be done if the parent is gone.
-        let _ = self.report.write_all(text.as_bytes());
+        if let Some(report) = self.report.as_mut() {
+            // Nothing more can be done if the parent is gone.
+            let _ = report.write_all(text.as_bytes());
+        }
+    }
+
+    /// Closes this process's copy of the report pipe: `--init`'s PID 1 does, so
+    /// that ferry sees end-of-file when the command (PID 2) execs.
+    pub fn close_report(&mut self) {
+        self.report = None;
     }
 }

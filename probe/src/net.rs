@@ -1,0 +1,61 @@
+//! `probe loopback`: is the network namespace's loopback up, and what interfaces are there?
+//!
+//! A new network namespace has only `lo`, and it starts down: until the engine brings it up,
+//! connecting to 127.0.0.1 fails (ENETUNREACH).
+
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::time::Duration;
+
+use crate::json::{describe, Json};
+use crate::procfs::parse_net_dev;
+
+/// How long any one step may block: loopback answers in microseconds or not at all.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The byte sent over the connection.
+const BYTE: u8 = b'!';
+
+/// `{"ok", "error", "interfaces"}`: `ok` when one byte went over a TCP connection to a listener on
+/// 127.0.0.1; `error` names the step that failed; `interfaces` lists `/proc/net/dev`.
+pub fn loopback() -> Json {
+    let (ok, error) = match round_trip() {
+        Ok(()) => (true, Json::Null),
+        Err(e) => (false, Json::Str(e)),
+    };
+    Json::object([
+        ("ok", Json::from(ok)),
+        ("error", error),
+        ("interfaces", interfaces()),
+    ])
+}
+
+/// Listens on an ephemeral port of 127.0.0.1, connects, sends [`BYTE`] and receives it.
+fn round_trip() -> Result<(), String> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(step("bind 127.0.0.1:0"))?;
+    let addr = listener.local_addr().map_err(step("getsockname"))?;
+    let mut client =
+        TcpStream::connect_timeout(&addr, TIMEOUT).map_err(step(&format!("connect {addr}")))?;
+    client.write_all(&[BYTE]).map_err(step("send"))?;
+    // The connection is established, so it is already waiting in the listener's queue.
+    let (mut server, _) = listener.accept().map_err(step("accept"))?;
+    server
+        .set_read_timeout(Some(TIMEOUT))
+        .map_err(step("set read timeout"))?;
+    let mut received = [0u8];
+    server.read_exact(&mut received).map_err(step("receive"))?;
+    if received[0] != BYTE {
+        return Err(format!("received {:?} instead of {BYTE:?}", received[0]));
+    }
+    Ok(())
+}
+
+/// Turns an error into "what: Words (errno N)".
+fn step(what: &str) -> impl Fn(io::Error) -> String + '_ {
+    move |e| format!("{what}: {}", describe(&e))
+}
+
+fn interfaces() -> Json {
+    let text = std::fs::read("/proc/net/dev").unwrap_or_default();
+    Json::array(parse_net_dev(&String::from_utf8_lossy(&text)))
+}

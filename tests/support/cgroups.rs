@@ -1,0 +1,52 @@
+//! The test's cgroups: every container a test runs is created under its own
+//! `--cgroup-parent`, found here in every hierarchy the host mounts.
+
+use std::path::PathBuf;
+
+/// Mount points of every cgroup hierarchy (v1 and v2), from /proc/self/mountinfo.
+pub fn hierarchies() -> Vec<PathBuf> {
+    let mut mounts = Vec::new();
+    for line in std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+    {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let Some(dash) = fields.iter().position(|f| *f == "-") else {
+            continue;
+        };
+        if matches!(fields.get(dash + 1), Some(&"cgroup") | Some(&"cgroup2")) {
+            mounts.push(PathBuf::from(fields[4]));
+        }
+    }
+    mounts
+}
+
+/// The directories of `parent` (e.g. /ferry-test-x) that exist, in every hierarchy.
+pub fn parent_dirs(parent: &str) -> Vec<PathBuf> {
+    hierarchies()
+        .into_iter()
+        .map(|mount| mount.join(parent.trim_start_matches('/')))
+        .filter(|dir| dir.is_dir())
+        .collect()
+}
+
+/// The container cgroups (subdirectories) still under `parent`.
+pub fn children(parent: &str) -> Vec<PathBuf> {
+    parent_dirs(parent)
+        .into_iter()
+        .flat_map(|dir| std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()))
+        .filter(|path| path.is_dir())
+        .collect()
+}
+
+/// Removes the test's parent cgroups; returns the container cgroups left in them.
+pub fn remove_parent(parent: &str) -> Vec<PathBuf> {
+    let left = children(parent);
+    for dir in &left {
+        let _ = std::fs::remove_dir(dir);
+    }
+    for dir in parent_dirs(parent) {
+        let _ = std::fs::remove_dir(dir);
+    }
+    left
+}
