@@ -87,6 +87,30 @@ pub struct RunArgs {
     #[arg(long = "cgroup-parent", value_name = "PATH")]
     pub cgroup_parent: Option<String>,
 
+    /// Run as this user: name, uid, name:group or uid:gid (from the container's /etc/passwd)
+    #[arg(long, short = 'u', value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
+
+    /// Add a capability to the default set (CHOWN, CAP_NET_ADMIN, ALL, ...)
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+
+    /// Drop a capability from the default set (or ALL)
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+
+    /// Give the container every capability, no seccomp filter, unmasked /proc and /sys
+    #[arg(long)]
+    pub privileged: bool,
+
+    /// Mount the container's root filesystem read-only
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+
+    /// no-new-privileges[=true|false], seccomp=unconfined, seccomp=PROFILE.json
+    #[arg(long = "security-opt", value_name = "OPTION")]
+    pub security_opt: Vec<String>,
+
     /// Enter the root with chroot(2) instead of pivot_root(2) (weaker; see chapter 1)
     #[arg(long)]
     pub no_pivot: bool,

@@ -66,3 +66,42 @@ pub fn set_interface_flags(
     let result = unsafe { libc::ioctl(socket, libc::SIOCSIFFLAGS, &request) };
     nix::errno::Errno::result(result).map(drop)
 }
+
+/// Marks every file descriptor from `first` up close-on-exec (see close_range(2)
+/// with `CLOSE_RANGE_CLOEXEC`), so none of ferry's reaches the container's command.
+pub fn close_range_cloexec(first: u32) -> nix::Result<()> {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets a flag on descriptors;
+    // it takes no pointers and cannot invalidate memory.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    nix::errno::Errno::result(result).map(drop)
+}
+
+/// Installs a seccomp filter on the calling thread (see seccomp(2),
+/// `SECCOMP_SET_MODE_FILTER`). Unlike seccompiler's `apply_filter`, it does not turn
+/// on no_new_privs itself: ferry decides that (`--security-opt no-new-privileges`).
+pub fn load_seccomp_filter(program: &[seccompiler::sock_filter]) -> nix::Result<()> {
+    let program_len = u16::try_from(program.len()).map_err(|_| nix::errno::Errno::E2BIG)?;
+    let fprog = libc::sock_fprog {
+        len: program_len,
+        filter: program.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: seccompiler's sock_filter is #[repr(C)] with the kernel's layout (code,
+    // jt, jf, k), the same as libc's; `fprog` points into `program`, which outlives
+    // the call; the kernel copies the program before returning.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    nix::errno::Errno::result(result).map(drop)
+}

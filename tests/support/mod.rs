@@ -147,6 +147,8 @@ impl TestHost {
             args: all,
             env: Vec::new(),
             stdin: None,
+            stdin_file: None,
+            inherited: Vec::new(),
             timeout: TIMEOUT,
         }
     }
@@ -217,6 +219,10 @@ pub struct Invocation<'h> {
     args: Vec<OsString>,
     env: Vec<(String, String)>,
     stdin: Option<Vec<u8>>,
+    /// A file (a terminal, say) to use as the engine's stdin instead of a pipe.
+    stdin_file: Option<File>,
+    /// Files the engine inherits at these fd numbers, without close-on-exec.
+    inherited: Vec<(File, i32)>,
     timeout: Duration,
 }
 
@@ -228,6 +234,19 @@ impl Invocation<'_> {
 
     pub fn stdin(mut self, bytes: &[u8]) -> Self {
         self.stdin = Some(bytes.to_vec());
+        self
+    }
+
+    /// Uses `file` as the engine's stdin (e.g. the slave side of a pty).
+    pub fn stdin_file(mut self, file: File) -> Self {
+        self.stdin_file = Some(file);
+        self
+    }
+
+    /// Lets the engine inherit `file` as fd `fd` without close-on-exec, as a careless
+    /// caller would.
+    pub fn inherit_fd(mut self, file: File, fd: i32) -> Self {
+        self.inherited.push((file, fd));
         self
     }
 
@@ -246,21 +265,36 @@ impl Invocation<'_> {
     }
 
     /// Starts the engine with its stdin a pipe the test holds open.
-    pub fn spawn(self) -> Running {
+    pub fn spawn(mut self) -> Running {
         let mut command = Command::new(engine_binary());
         command
             .args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        let has_stdin_file = self.stdin_file.is_some();
+        match self.stdin_file.take() {
+            Some(file) => command.stdin(Stdio::from(file)),
+            None => command.stdin(Stdio::piped()),
+        };
         let ns = self.host.mount_ns.as_raw_fd();
-        // SAFETY: between fork and exec only async-signal-safe work happens here: one
-        // setns(2) system call on an fd the parent keeps open, no allocation.
+        let inherited: Vec<(i32, i32)> = self
+            .inherited
+            .iter()
+            .map(|(f, fd)| (f.as_raw_fd(), *fd))
+            .collect();
+        // SAFETY: between fork and exec only async-signal-safe work happens here:
+        // setns(2) and dup2(2) on fds the parent keeps open; `inherited` was
+        // allocated before the fork and is only read.
         unsafe {
             command.pre_exec(move || {
                 if libc::setns(ns, libc::CLONE_NEWNS) != 0 {
                     return Err(std::io::Error::last_os_error());
+                }
+                for (from, to) in &inherited {
+                    if libc::dup2(*from, *to) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
                 }
                 Ok(())
             });
@@ -269,6 +303,9 @@ impl Invocation<'_> {
             .spawn()
             .expect("failed to start the engine under test");
         let mut stdin = child.stdin.take();
+        if has_stdin_file {
+            stdin = None;
+        }
         if let Some(bytes) = &self.stdin {
             let mut pipe = stdin.take().unwrap();
             pipe.write_all(bytes).unwrap();
@@ -359,9 +396,12 @@ fn read_all(reader: &mut impl std::io::Read) -> Vec<u8> {
 }
 
 /// Finds the container's process on the host: a process whose command line holds
-/// `token`, other than the engine itself (`engine_pid`). Waits up to 10 seconds.
+/// `token`, other than the engine itself (`engine_pid`) and other than the
+/// engine's child before it has exec'd the command (it still runs the engine's
+/// binary, with the engine's command line). Waits up to 10 seconds.
 pub fn find_process(token: &str, engine_pid: i32) -> i32 {
     let deadline = Instant::now() + Duration::from_secs(10);
+    let engine = std::fs::canonicalize(engine_binary()).unwrap();
     loop {
         for entry in std::fs::read_dir("/proc").unwrap().flatten() {
             let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
@@ -371,7 +411,8 @@ pub fn find_process(token: &str, engine_pid: i32) -> i32 {
                 continue;
             }
             let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            if String::from_utf8_lossy(&cmdline).contains(token) {
+            let exe = std::fs::read_link(entry.path().join("exe")).ok();
+            if String::from_utf8_lossy(&cmdline).contains(token) && exe.as_ref() != Some(&engine) {
                 return pid;
             }
         }

@@ -11,7 +11,9 @@ use crate::cgroups::{CgroupConfig, Limits, MIN_MEMORY};
 use crate::cli::RunArgs;
 use crate::env::{self, EnvEntry};
 use crate::id::ContainerId;
+use crate::privileges::{capabilities, Security};
 use crate::runtime::RunError;
+use crate::seccomp;
 
 /// A container ready to run: every path absolute, every value checked.
 #[derive(Debug, Clone)]
@@ -33,6 +35,10 @@ pub struct ContainerConfig {
     pub init: bool,
     /// The cgroup and its limits.
     pub cgroup: CgroupConfig,
+    /// Capabilities, seccomp, user and the other hardening of chapter 4.
+    pub security: Security,
+    /// Whether the user set HOME (otherwise `--user` sets it from /etc/passwd).
+    pub home_given: bool,
     /// The engine's state root (`--root`).
     pub state_root: PathBuf,
 }
@@ -57,6 +63,10 @@ impl ContainerConfig {
             parent: check_cgroup_parent(args.cgroup_parent.as_deref())?,
             limits: limits(args)?,
         };
+        let security = security(args)?;
+        let home_given = entries.iter().any(|entry| match entry {
+            EnvEntry::Set(key, _) | EnvEntry::Inherit(key) => key == "HOME",
+        });
         let id = ContainerId::generate().map_err(|source| RunError::Id { source })?;
         let host_var = |key: &str| std::env::var(key).ok();
         let hostname = match &args.hostname {
@@ -74,6 +84,8 @@ impl ContainerConfig {
             hostname,
             init: args.init,
             cgroup,
+            security,
+            home_given,
             state_root: state_root.to_path_buf(),
         })
     }
@@ -255,4 +267,40 @@ fn check_cgroup_parent(parent: Option<&str>) -> Result<String, RunError> {
             why: "use a path of plain names such as /ferry or /lab/team1",
         })
     }
+}
+
+/// Chapter 4's settings from `run`'s flags, checked before anything is created.
+fn security(args: &RunArgs) -> Result<Security, RunError> {
+    let capabilities = capabilities::resolve(&args.cap_add, &args.cap_drop, args.privileged)?;
+    let mut no_new_privileges = true;
+    let mut seccomp = (!args.privileged).then(seccomp::default_profile);
+    for option in &args.security_opt {
+        let (key, value) = option.split_once(['=', ':']).unwrap_or((option, "true"));
+        match (key, value) {
+            ("no-new-privileges", "true") => no_new_privileges = true,
+            ("no-new-privileges", "false") => no_new_privileges = false,
+            ("seccomp", "unconfined") => seccomp = None,
+            ("seccomp", path) => seccomp = Some(seccomp::read_profile(std::path::Path::new(path))?),
+            _ => {
+                return Err(RunError::SecurityOption {
+                    option: option.clone(),
+                })
+            }
+        }
+    }
+    if let Some(spec) = &args.user {
+        if spec.is_empty() || spec.contains(['/', '\0']) {
+            return Err(RunError::SecurityOption {
+                option: format!("--user {spec}"),
+            });
+        }
+    }
+    Ok(Security {
+        capabilities,
+        no_new_privileges,
+        seccomp,
+        privileged: args.privileged,
+        read_only: args.read_only,
+        user: args.user.clone(),
+    })
 }

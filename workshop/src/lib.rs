@@ -17,9 +17,11 @@ pub mod id;
 pub mod init;
 pub mod namespaces;
 pub mod note;
+pub mod privileges;
 pub mod process;
 pub mod rootfs;
 pub mod runtime;
+pub mod seccomp;
 pub mod signals;
 pub mod state;
 #[allow(unsafe_code)]

@@ -180,22 +180,13 @@ const OLD_ROOT: &str = ".ferry-old-root";
 /// Makes `new_root` the process's `/` with pivot_root(2), then detaches and removes
 /// the old root so no path leads back to the host's files.
 ///
-/// Steps: bind-mount `new_root` onto itself (pivot_root needs a mount point);
+/// Steps: bind-mount `new_root` onto itself (pivot_root needs a mount point; use
+/// `bind_onto_itself`);
 /// create `new_root/OLD_ROOT`; `pivot_root(new_root, new_root/OLD_ROOT)`;
 /// chdir to `/`; unmount `/OLD_ROOT` with `MNT_DETACH`; remove the directory.
 pub fn pivot_into(new_root: &Path) -> Result<(), RootfsError> {
     // BEGIN SOLUTION ch01 "switch the root with pivot_root(2) and detach the old one"
-    mount(
-        Some(new_root),
-        new_root,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .map_err(|source| RootfsError::BindRoot {
-        path: new_root.to_path_buf(),
-        source,
-    })?;
+    bind_onto_itself(new_root)?;
     let put_old = new_root.join(OLD_ROOT);
     std::fs::create_dir_all(&put_old).map_err(|source| RootfsError::Create {
         path: put_old.clone(),
@@ -218,12 +209,16 @@ pub fn pivot_into(new_root: &Path) -> Result<(), RootfsError> {
     // END SOLUTION
 }
 
-/// Makes `new_root` the process's `/` with chroot(2) only (`--no-pivot`).
+/// Makes `new_root` the process's `/` with chroot(2) only (`--no-pivot`): bind it
+/// onto itself, chdir into it, chroot("."), chdir("/").
 ///
 /// Weaker than pivot_root: the host's root stays mounted in the namespace, and a
-/// process allowed to call chroot can climb back out (chapter 1 shows how).
+/// process allowed to call chroot can climb back out (chapter 1 shows how). The
+/// rootfs is still bind-mounted onto itself first, so that `/` is a mount of its
+/// own whose flags later chapters can change (read-only, nodev).
 pub fn chroot_into(new_root: &Path) -> Result<(), RootfsError> {
     // BEGIN SOLUTION ch01 "enter the rootfs with chroot(2) (the --no-pivot path)"
+    bind_onto_itself(new_root)?;
     change_dir(new_root)?;
     nix::unistd::chroot(".").map_err(|source| RootfsError::Chroot {
         path: new_root.to_path_buf(),
@@ -231,6 +226,21 @@ pub fn chroot_into(new_root: &Path) -> Result<(), RootfsError> {
     })?;
     change_dir(Path::new("/"))
     // END SOLUTION
+}
+
+/// Bind-mounts `dir` onto itself (recursively), making it a mount point.
+pub(crate) fn bind_onto_itself(dir: &Path) -> Result<(), RootfsError> {
+    mount(
+        Some(dir),
+        dir,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|source| RootfsError::BindRoot {
+        path: dir.to_path_buf(),
+        source,
+    })
 }
 
 /// chdir(2), with the path in the error.

@@ -30,6 +30,8 @@ use crate::cgroups::{self, CgroupError, ContainerCgroup};
 use crate::config::ContainerConfig;
 use crate::env::EnvError;
 use crate::errors::EXIT_ENGINE_FAILED;
+use crate::privileges::PrivilegeError;
+use crate::seccomp::SeccompError;
 use crate::state::{StateDir, StateError};
 use crate::{namespaces, process, rootfs, signals, sys};
 
@@ -54,6 +56,12 @@ pub enum RunError {
     },
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    Privilege(#[from] PrivilegeError),
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
+    #[error("invalid security option {option:?}: use no-new-privileges[=true|false], seccomp=unconfined or seccomp=PROFILE.json")]
+    SecurityOption { option: String },
     #[error("working directory {dir} must be an absolute path")]
     RelativeWorkdir { dir: PathBuf },
     #[error(transparent)]

@@ -173,7 +173,8 @@ const OLD_ROOT: &str = ".ferry-old-root";
 /// Makes `new_root` the process's `/` with pivot_root(2), then detaches and removes
 /// the old root so no path leads back to the host's files.
 ///
-/// Steps: bind-mount `new_root` onto itself (pivot_root needs a mount point);
+/// Steps: bind-mount `new_root` onto itself (pivot_root needs a mount point; use
+/// `bind_onto_itself`);
 /// create `new_root/OLD_ROOT`; `pivot_root(new_root, new_root/OLD_ROOT)`;
 /// chdir to `/`; unmount `/OLD_ROOT` with `MNT_DETACH`; remove the directory.
 pub fn pivot_into(new_root: &Path) -> Result<(), RootfsError> {
@@ -182,14 +183,32 @@ pub fn pivot_into(new_root: &Path) -> Result<(), RootfsError> {
     // END SOLUTION
 }
 
-/// Makes `new_root` the process's `/` with chroot(2) only (`--no-pivot`).
+/// Makes `new_root` the process's `/` with chroot(2) only (`--no-pivot`): bind it
+/// onto itself, chdir into it, chroot("."), chdir("/").
 ///
 /// Weaker than pivot_root: the host's root stays mounted in the namespace, and a
-/// process allowed to call chroot can climb back out (chapter 1 shows how).
+/// process allowed to call chroot can climb back out (chapter 1 shows how). The
+/// rootfs is still bind-mounted onto itself first, so that `/` is a mount of its
+/// own whose flags later chapters can change (read-only, nodev).
 pub fn chroot_into(new_root: &Path) -> Result<(), RootfsError> {
     // BEGIN SOLUTION ch01 "enter the rootfs with chroot(2) (the --no-pivot path)"
     todo!("chapter 1: enter the rootfs with chroot(2) (the --no-pivot path) — see chapters/01-filesystem.md")
     // END SOLUTION
+}
+
+/// Bind-mounts `dir` onto itself (recursively), making it a mount point.
+pub(crate) fn bind_onto_itself(dir: &Path) -> Result<(), RootfsError> {
+    mount(
+        Some(dir),
+        dir,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|source| RootfsError::BindRoot {
+        path: dir.to_path_buf(),
+        source,
+    })
 }
 
 /// chdir(2), with the path in the error.

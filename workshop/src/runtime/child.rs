@@ -18,6 +18,7 @@ use crate::cgroups::{self, CgroupError, InsideMount};
 use crate::config::ContainerConfig;
 use crate::errors::{self, EXIT_ENGINE_FAILED};
 use crate::namespaces::{self, NamespaceError, MQUEUE};
+use crate::privileges::{self, PrivilegeError};
 use crate::process::{self, ExecError};
 use crate::rootfs::{self, RootView, RootfsError};
 use crate::signals::BlockedSignals;
@@ -35,6 +36,8 @@ pub enum ChildError {
     Namespace(#[from] NamespaceError),
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    Privilege(#[from] PrivilegeError),
     #[error("failed to restore the signal mask")]
     SignalMask(#[source] nix::Error),
     #[error("failed to fork the command under --init")]
@@ -124,16 +127,27 @@ fn setup_and_exec(
             cgroups::mount_inside(cgroup_mounts)?;
         }
     }
-    // Chapter 4: masked paths, user, capabilities, no_new_privs, seccomp, stray fds.
     enter_workdir(root.path(), &config.workdir)?;
+    let mut env = config.env.clone();
+    // Hardening mounts over /proc, /sys and /: only in a root of the container's own.
+    if root == RootView::Isolated {
+        let user = privileges::harden(&config.security)?;
+        if let Some(home) = user
+            .and_then(|user| user.home)
+            .filter(|_| !config.home_given)
+        {
+            env.retain(|pair| !pair.starts_with("HOME="));
+            env.push(format!("HOME={home}"));
+        }
+    }
     if config.init {
         start_init(blocked, ends)?;
     }
-    let path_var = env::lookup(&config.env, "PATH").unwrap_or(env::DEFAULT_PATH);
+    let path_var = env::lookup(&env, "PATH").unwrap_or(env::DEFAULT_PATH);
     let program = process::resolve_program(root.path(), &config.argv[0], path_var)?;
     log::debug!("executing {}", program.display());
     blocked.restore().map_err(ChildError::SignalMask)?;
-    Err(process::exec(&program, &config.argv, &config.env).into())
+    Err(process::exec(&program, &config.argv, &env).into())
 }
 
 /// `--init`: forks; the child returns to exec the command, the parent stays as

@@ -1,0 +1,134 @@
+//! Paths the container must not read or change, and devices it must not open.
+//!
+//! /proc and /sys expose the host kernel: some files leak what the host does
+//! (masked: they read as empty), others would reconfigure it (read-only). Device
+//! nodes are guarded by mount flags: every place the container can write is
+//! mounted `nodev`, so a node it makes with mknod(2) cannot be opened, and the
+//! default devices are bind mounts of their own that stay usable.
+
+use std::path::Path;
+
+use nix::mount::{mount, MsFlags};
+
+use super::PrivilegeError;
+use crate::rootfs::DEVICES;
+
+/// Paths that read as empty inside a container (Docker's list; those that exist).
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Paths that stay readable but cannot be written.
+pub const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+fn mount_error(target: &Path) -> impl FnOnce(nix::Error) -> PrivilegeError + '_ {
+    move |source| PrivilegeError::Mount {
+        target: target.to_path_buf(),
+        source,
+    }
+}
+
+/// Hides each existing path of `paths`: a directory gets an empty read-only tmpfs
+/// on top, a file gets /dev/null bind-mounted on top (see mount(2)).
+pub fn mask_paths(paths: &[&str]) -> Result<(), PrivilegeError> {
+    // BEGIN SOLUTION ch04 "mask paths: an empty read-only tmpfs on directories, /dev/null on files"
+    for path in paths.iter().map(Path::new).filter(|p| p.exists()) {
+        if path.is_dir() {
+            mount(
+                Some("tmpfs"),
+                path,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                None::<&str>,
+            )
+            .map_err(mount_error(path))?;
+        } else {
+            mount(
+                Some("/dev/null"),
+                path,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(mount_error(path))?;
+        }
+    }
+    Ok(())
+    // END SOLUTION
+}
+
+/// Makes each existing path of `paths` read-only: bind-mount it onto itself (a
+/// mount of its own), then remount that bind mount with `MS_RDONLY` — flags of a
+/// bind mount can only be changed by a remount. Keep `nosuid,nodev,noexec`.
+pub fn make_readonly(paths: &[&str]) -> Result<(), PrivilegeError> {
+    // BEGIN SOLUTION ch04 "make paths read-only: bind-mount onto itself, then remount read-only"
+    let locked = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    for path in paths.iter().map(Path::new).filter(|p| p.exists()) {
+        mount(
+            Some(path),
+            path,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(mount_error(path))?;
+        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked;
+        mount(None::<&str>, path, None::<&str>, flags, None::<&str>).map_err(mount_error(path))?;
+    }
+    Ok(())
+    // END SOLUTION
+}
+
+/// Makes device nodes the container creates useless, keeping the default ones:
+/// bind-mount each node of [`DEVICES`] onto itself (its own mount, without
+/// `nodev`), then remount /dev (a tmpfs) and `/` (the rootfs bind mount) with
+/// `MS_NODEV` — `/` also `MS_RDONLY` with `--read-only`.
+pub fn seal_devices(read_only_root: bool) -> Result<(), PrivilegeError> {
+    // BEGIN SOLUTION ch04 "seal devices: bind the default nodes, remount /dev and / nodev"
+    for device in DEVICES {
+        let node = Path::new(device.path);
+        mount(
+            Some(node),
+            node,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(mount_error(node))?;
+    }
+    let dev = Path::new("/dev");
+    let dev_flags =
+        MsFlags::MS_REMOUNT | MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME | MsFlags::MS_NODEV;
+    mount(
+        Some("tmpfs"),
+        dev,
+        Some("tmpfs"),
+        dev_flags,
+        Some("mode=755,size=65536k"),
+    )
+    .map_err(mount_error(dev))?;
+    let root = Path::new("/");
+    let mut root_flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NODEV;
+    if read_only_root {
+        root_flags |= MsFlags::MS_RDONLY;
+    }
+    mount(None::<&str>, root, None::<&str>, root_flags, None::<&str>).map_err(mount_error(root))
+    // END SOLUTION
+}

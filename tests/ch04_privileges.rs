@@ -1,0 +1,356 @@
+//! Chapter 4 — privileges: capabilities, no_new_privs, seccomp, masked and
+//! read-only paths, sealed devices, `--user`, `--read-only`, no fd or terminal
+//! leaks. See chapters/04-privileges.md.
+//!
+//! Harmless when a protection is missing: the sysctl test writes back the current
+//! value, the device test only reads 512 bytes, the keyring and user-namespace
+//! calls change nothing outside the container's process.
+
+mod support;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+use support::{probe_report, token, TestHost};
+
+/// Docker's default capability set as /proc/PID/status shows it.
+const DEFAULT_CAPS: &str = "00000000a80425fb";
+
+/// The lines of /proc/self/status inside the container, as (name, value).
+fn status(host: &TestHost, options: &[&str]) -> Vec<(String, String)> {
+    let report = probe_report(host, options, &["report"]);
+    report["status"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+        .collect()
+}
+
+fn field<'a>(status: &'a [(String, String)], name: &str) -> &'a str {
+    status
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
+}
+
+#[test]
+fn root_in_the_container_holds_dockers_default_capabilities_only() {
+    let host = TestHost::new();
+    let status = status(&host, &[]);
+    assert_eq!(field(&status, "CapBnd"), DEFAULT_CAPS, "{status:?}");
+    assert_eq!(field(&status, "CapPrm"), DEFAULT_CAPS, "{status:?}");
+    assert_eq!(field(&status, "CapEff"), DEFAULT_CAPS, "{status:?}");
+    assert_eq!(field(&status, "CapInh"), "0000000000000000", "{status:?}");
+    assert_eq!(field(&status, "CapAmb"), "0000000000000000", "{status:?}");
+    // Without CAP_SYS_ADMIN, even the container's own hostname is out of reach.
+    let out = host.run(&["hostname", &format!("x{}", token())]).output();
+    assert_ne!(
+        out.code, 0,
+        "hostname must fail without CAP_SYS_ADMIN\n{out}"
+    );
+}
+
+#[test]
+fn a_non_root_user_gets_no_capabilities() {
+    let host = TestHost::new();
+    let status = status(&host, &["--user", "1000"]);
+    assert_eq!(field(&status, "CapEff"), "0000000000000000", "{status:?}");
+    assert_eq!(field(&status, "CapPrm"), "0000000000000000", "{status:?}");
+    assert_eq!(field(&status, "CapBnd"), DEFAULT_CAPS, "{status:?}");
+}
+
+#[test]
+fn cap_add_and_cap_drop_change_the_set() {
+    let host = TestHost::new();
+    let out = host
+        .run(&[
+            "--cap-drop",
+            "chown",
+            "sh",
+            "-c",
+            "touch /tmp/f && chown 1000 /tmp/f",
+        ])
+        .output();
+    assert_ne!(out.code, 0, "chown must fail without CAP_CHOWN\n{out}");
+    let name = format!("x{}", token());
+    let out = host
+        .run(&[
+            "--cap-add",
+            "SYS_ADMIN",
+            "sh",
+            "-c",
+            &format!("hostname {name} && hostname"),
+        ])
+        .output();
+    out.assert_success().assert_stdout_contains(&name);
+    let status = status(&host, &["--cap-drop", "ALL", "--cap-add", "CAP_CHOWN"]);
+    assert_eq!(
+        field(&status, "CapEff"),
+        "0000000000000001",
+        "only CHOWN (bit 0) must remain: {status:?}"
+    );
+    let out = host.run(&["--cap-add", "NOT_A_CAP", "true"]).output();
+    out.assert_code(125)
+        .assert_stderr_contains("unknown capability");
+}
+
+#[test]
+fn privileged_has_every_capability_and_no_filter() {
+    let host = TestHost::new();
+    let host_bounding = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:").map(|v| v.trim().to_string()))
+        .unwrap();
+    let status = status(&host, &["--privileged"]);
+    assert_eq!(field(&status, "CapEff"), host_bounding, "{status:?}");
+    assert_eq!(field(&status, "Seccomp"), "0", "{status:?}");
+}
+
+#[test]
+fn no_new_privs_stops_a_setuid_binary() {
+    let host = TestHost::new();
+    let suid = host.rootfs.join("probe-suid");
+    std::fs::copy(host.rootfs.join("probe"), &suid).unwrap();
+    std::os::unix::fs::chown(&suid, Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let guarded = probe_report(&host, &["--user", "1000"], &["setuid-check"]);
+    assert_eq!(
+        guarded["euid"], 1000,
+        "a setuid binary must not raise privileges under no_new_privs: {guarded}"
+    );
+    let suid_run = |options: &[&str]| {
+        let mut args = options.to_vec();
+        args.extend(["/probe-suid", "setuid-check"]);
+        host.run(&args).output().json()
+    };
+    let guarded = suid_run(&["--user", "1000"]);
+    assert_eq!(
+        guarded["euid"], 1000,
+        "no_new_privs is on by default: {guarded}"
+    );
+    let open = suid_run(&[
+        "--user",
+        "1000",
+        "--security-opt",
+        "no-new-privileges=false",
+    ]);
+    assert_eq!(
+        open["euid"], 0,
+        "no-new-privileges=false lets setuid work again: {open}"
+    );
+}
+
+#[test]
+fn seccomp_filter_blocks_what_capabilities_do_not() {
+    let host = TestHost::new();
+    let status = status(&host, &[]);
+    assert_eq!(
+        field(&status, "Seccomp"),
+        "2",
+        "a seccomp filter must be loaded: {status:?}"
+    );
+    assert_eq!(field(&status, "NoNewPrivs"), "1", "{status:?}");
+    let keyctl = probe_report(&host, &[], &["keyctl"]);
+    assert_eq!(
+        keyctl["errno"], 1,
+        "keyctl must be refused with EPERM: {keyctl}"
+    );
+    let userns = probe_report(&host, &["--user", "1000"], &["unshare-user"]);
+    assert_eq!(
+        userns["ok"], false,
+        "a user without capabilities must not create a user namespace: {userns}"
+    );
+    if cfg!(target_arch = "x86_64") {
+        let out = host.run(&["/probe", "int80"]).output();
+        assert!(
+            out.code == 128 + libc::SIGSYS || out.stdout.contains("\"result\":-"),
+            "a 32-bit syscall must be refused (killed by SIGSYS or an error)\n{out}"
+        );
+    }
+}
+
+#[test]
+fn seccomp_can_be_turned_off_or_given_a_profile() {
+    let host = TestHost::new();
+    let status = status(&host, &["--security-opt", "seccomp=unconfined"]);
+    assert_eq!(field(&status, "Seccomp"), "0", "{status:?}");
+    let profile = host.canary(
+        "profile.json",
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO"}]}"#,
+    );
+    let option = format!("seccomp={}", profile.display());
+    let out = host
+        .run(&[
+            "--security-opt",
+            &option,
+            "sh",
+            "-c",
+            "mkdir /tmp/d 2>&1; echo done",
+        ])
+        .output();
+    out.assert_success()
+        .assert_stdout_contains("Operation not permitted");
+    let broken = host.canary("broken.json", "{\"defaultAction\": 42}");
+    let out = host
+        .run(&[
+            "--security-opt",
+            &format!("seccomp={}", broken.display()),
+            "true",
+        ])
+        .output();
+    out.assert_code(125)
+        .assert_stderr_contains("not a valid Docker seccomp profile");
+    let out = host.run(&["--security-opt", "apparmor=x", "true"]).output();
+    out.assert_code(125)
+        .assert_stderr_contains("invalid security option");
+}
+
+#[test]
+fn masked_paths_read_as_empty() {
+    let host = TestHost::new();
+    let candidates = [
+        "/proc/timer_list",
+        "/proc/keys",
+        "/proc/sched_debug",
+        "/proc/interrupts",
+    ];
+    let present: Vec<&str> = candidates
+        .iter()
+        .copied()
+        .filter(|p| std::path::Path::new(p).exists())
+        .collect();
+    assert!(
+        !present.is_empty(),
+        "none of {candidates:?} exists on this host"
+    );
+    let script: String = present.iter().map(|p| format!("wc -c < {p}; ")).collect();
+    let out = host.run(&["sh", "-c", &script]).output();
+    out.assert_success();
+    assert!(
+        out.stdout.lines().all(|l| l.trim() == "0"),
+        "masked files must read as empty\n{out}"
+    );
+    let out = host.run(&["--privileged", "sh", "-c", &script]).output();
+    assert!(
+        out.stdout.lines().any(|l| l.trim() != "0"),
+        "--privileged leaves them readable\n{out}"
+    );
+}
+
+#[test]
+fn kernel_settings_are_read_only() {
+    let host = TestHost::new();
+    // Writes back the current value: harmless even where the protection is missing.
+    let script = "v=$(cat /proc/sys/vm/swappiness); (echo $v > /proc/sys/vm/swappiness) 2>&1; \
+                  grep ' /proc/sys ' /proc/self/mountinfo";
+    let out = host.run(&["sh", "-c", script]).output();
+    out.assert_stdout_contains("Read-only file system");
+    assert!(
+        out.stdout.contains(" ro,") || out.stdout.contains(" ro "),
+        "/proc/sys must be a read-only mount\n{out}"
+    );
+}
+
+#[test]
+fn read_only_root_cannot_be_written() {
+    let host = TestHost::new();
+    let out = host
+        .run(&[
+            "--read-only",
+            "sh",
+            "-c",
+            "touch /x 2>&1; echo ok > /dev/shm/y && cat /dev/shm/y",
+        ])
+        .output();
+    out.assert_success()
+        .assert_stdout_contains("Read-only file system")
+        .assert_stdout_contains("ok");
+    assert!(!host.rootfs.join("x").exists());
+}
+
+#[test]
+fn a_device_node_made_with_mknod_cannot_be_opened() {
+    let host = TestHost::new();
+    // The host's root disk: the device of the `/` mount (major:minor in mountinfo).
+    let device = std::fs::metadata("/").unwrap().dev();
+    let (major, minor) = (
+        libc::major(device).to_string(),
+        libc::minor(device).to_string(),
+    );
+    for path in ["/tmp/disk", "/dev/disk"] {
+        let result = probe_report(&host, &[], &["mknod-read", path, &major, &minor]);
+        assert_eq!(
+            result["open_ok"], false,
+            "the host's disk was opened through {path}: {result}"
+        );
+    }
+    host.run(&[
+        "sh",
+        "-c",
+        "echo fine > /dev/null && head -c 1 /dev/zero | wc -c",
+    ])
+    .output()
+    .assert_success();
+}
+
+#[test]
+fn no_file_descriptor_of_the_caller_reaches_the_command() {
+    let host = TestHost::new();
+    let canary = host.canary("fd-canary", &token());
+    let file = std::fs::File::open(&canary).unwrap();
+    let report = host
+        .run(&["/probe", "fds"])
+        .inherit_fd(file, 7)
+        .output()
+        .json();
+    let fds: Vec<u64> = report["fds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["fd"].as_u64())
+        .collect();
+    assert_eq!(
+        fds,
+        [0, 1, 2],
+        "only stdin, stdout and stderr may reach the command: {report}"
+    );
+}
+
+#[test]
+fn the_command_cannot_type_into_the_callers_terminal() {
+    let host = TestHost::new();
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let terminal = std::fs::File::from(pty.slave);
+    let report = host
+        .run(&["/probe", "tiocsti"])
+        .stdin_file(terminal)
+        .output()
+        .json();
+    assert_eq!(report["isatty"], true, "{report}");
+    assert_eq!(
+        report["ok"], false,
+        "TIOCSTI injected input into the caller's terminal: {report}"
+    );
+}
+
+#[test]
+fn user_is_resolved_in_the_containers_passwd_and_group() {
+    let host = TestHost::new();
+    let out = host
+        .run(&["--user", "ferry", "sh", "-c", "id; echo $HOME"])
+        .output();
+    out.assert_success();
+    assert_eq!(
+        out.stdout, "uid=1000(ferry) gid=1000(ferry) groups=29(audio),1000(ferry)\n/home/ferry\n",
+        "{out}"
+    );
+    let out = host.run(&["--user", "1000:29", "id", "-g"]).output();
+    out.assert_success();
+    assert_eq!(out.stdout.trim(), "29", "{out}");
+    let name = format!("nobody-{}", token());
+    let out = host.run(&["--user", &name, "true"]).output();
+    out.assert_code(125)
+        .assert_stderr_contains("no user matches");
+}
