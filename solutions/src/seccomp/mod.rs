@@ -39,6 +39,9 @@ pub enum SeccompError {
     Load(#[source] nix::Error),
 }
 
+/// The rules of one filter: syscall number → conditions (empty: always).
+type SyscallRules = BTreeMap<i64, Vec<SeccompRule>>;
+
 /// Docker's name for this machine's architecture (`SCMP_ARCH_X86_64`, ...).
 pub fn docker_arch() -> &'static str {
     match std::env::consts::ARCH {
@@ -96,8 +99,7 @@ fn condition(arg: &Arg) -> Result<SeccompCondition, seccompiler::BackendError> {
 pub fn compile(profile: &Profile, caps: &HashSet<String>) -> Result<Vec<BpfProgram>, SeccompError> {
     // BEGIN SOLUTION ch04 "compile a seccomp profile into BPF filters (one per action)"
     let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(SeccompError::Compile)?;
-    let mut by_action: BTreeMap<(u8, u32), (SeccompAction, BTreeMap<i64, Vec<SeccompRule>>)> =
-        BTreeMap::new();
+    let mut by_action: BTreeMap<(u8, u32), (SeccompAction, SyscallRules)> = BTreeMap::new();
     for rule in profile.syscalls.iter().filter(|rule| rule.applies(caps)) {
         let action = kernel_action(rule.action, rule.errno_ret);
         let key = (rule.action as u8, rule.errno_ret.unwrap_or(0));
@@ -150,7 +152,7 @@ pub fn compile(profile: &Profile, caps: &HashSet<String>) -> Result<Vec<BpfProgr
 
 /// One filter: `matched` for the syscalls in `rules`, `mismatch` for the rest.
 fn build(
-    rules: BTreeMap<i64, Vec<SeccompRule>>,
+    rules: SyscallRules,
     mismatch: SeccompAction,
     matched: SeccompAction,
     arch: TargetArch,

@@ -99,8 +99,8 @@ pub fn number(name: &str) -> Option<i64> {
 mod tests {
     #[test]
     fn names_resolve_to_this_architectures_numbers() {
-        assert_eq!(super::number("read"), Some(libc::SYS_read as i64));
-        assert_eq!(super::number("keyctl"), Some(libc::SYS_keyctl as i64));
+        assert_eq!(super::number("read"), Some(libc::SYS_read));
+        assert_eq!(super::number("keyctl"), Some(libc::SYS_keyctl));
         assert_eq!(super::number("no_such_call"), None);
     }
 }

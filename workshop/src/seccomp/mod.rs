@@ -41,6 +41,9 @@ pub enum SeccompError {
     Load(#[source] nix::Error),
 }
 
+/// The rules of one filter: syscall number → conditions (empty: always).
+type SyscallRules = BTreeMap<i64, Vec<SeccompRule>>;
+
 /// Docker's name for this machine's architecture (`SCMP_ARCH_X86_64`, ...).
 pub fn docker_arch() -> &'static str {
     match std::env::consts::ARCH {
@@ -103,7 +106,7 @@ pub fn compile(profile: &Profile, caps: &HashSet<String>) -> Result<Vec<BpfProgr
 
 /// One filter: `matched` for the syscalls in `rules`, `mismatch` for the rest.
 fn build(
-    rules: BTreeMap<i64, Vec<SeccompRule>>,
+    rules: SyscallRules,
     mismatch: SeccompAction,
     matched: SeccompAction,
     arch: TargetArch,
