@@ -8,7 +8,7 @@ mod support;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use support::cgroups::{children, hierarchies};
+use support::cgroups::{children, hierarchies, parent_dirs};
 use support::{find_process, token, wait_for_file, TestHost};
 
 /// Reads a cgroup file inside the container, wherever its hierarchy is mounted

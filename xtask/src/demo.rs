@@ -56,9 +56,60 @@ pub fn run() -> Result<()> {
         &[],
     )?;
     demo.run(&["/probe", "escape-chroot", "/etc/os-release"], &[])?;
+
+    section(
+        "Chapter 2 — namespaces",
+        "its own hostname, processes, IPC and network:",
+    );
+    demo.run(
+        &[
+            "--hostname",
+            "demo",
+            "sh",
+            "-c",
+            "hostname; echo \"I am PID $$\"; ps; cat /proc/net/dev",
+        ],
+        &[],
+    )?;
+    section("", "with --init, PID 1 forwards signals and reaps orphans:");
+    demo.run(
+        &[
+            "--init",
+            "sh",
+            "-c",
+            "(sleep 0.1 &); sleep 0.3; ps -o pid,stat,comm",
+        ],
+        &[],
+    )?;
+
+    section(
+        "Chapter 3 — cgroups",
+        "a memory hog meets --memory; a fork bomb meets --pids-limit:",
+    );
+    demo.run(&["--memory", "32m", "/probe", "hog", "256"], &[])?;
+    demo.run(&["--pids-limit", "20", "/probe", "forks", "200", "1"], &[])?;
+
+    section(
+        "Chapter 4 — privileges",
+        "root inside keeps Docker's 14 capabilities, a seccomp filter, no devices:",
+    );
+    demo.run(
+        &[
+            "sh",
+            "-c",
+            "grep -E 'CapEff|NoNewPrivs|Seccomp:' /proc/self/status; hostname pirate",
+        ],
+        &[],
+    )?;
+    demo.run(&["/probe", "keyctl"], &[])?;
+    demo.run(&["--user", "nobody", "id"], &[])?;
+    demo.cleanup();
     println!("\nThat is the engine as it stands. Build your own: chapters/introduction.md");
     Ok(())
 }
+
+/// The cgroup parent the demo's containers use, removed at the end.
+const CGROUP_PARENT: &str = "/ferry-demo";
 
 struct Demo {
     engine: PathBuf,
@@ -67,6 +118,21 @@ struct Demo {
 }
 
 impl Demo {
+    /// Removes the demo's cgroup parent from every hierarchy (its containers have
+    /// removed their own cgroups already).
+    fn cleanup(&self) {
+        let parent = CGROUP_PARENT.trim_start_matches('/');
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        for line in mounts.lines().filter(|l| l.contains(" - cgroup")) {
+            if let Some(mount) = line.split(' ').nth(4) {
+                let dir = Path::new(mount).join(parent);
+                if dir.is_dir() {
+                    let _ = util::as_root("rmdir").arg(&dir).status();
+                }
+            }
+        }
+    }
+
     /// Runs `ferry --root STATE run --rootfs ROOTFS ARGS` as root and shows it.
     fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Result<()> {
         let mut command = util::as_root(&self.engine.to_string_lossy());
@@ -156,8 +222,11 @@ fn make_rootfs(rootfs: &Path, probe: &Path) -> Result<()> {
     {
         std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet))?;
     }
-    std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")?;
-    std::fs::write(rootfs.join("etc/group"), "root:x:0:\n")?;
+    std::fs::write(
+        rootfs.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    )?;
+    std::fs::write(rootfs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n")?;
     std::fs::copy(probe, rootfs.join("probe"))?;
     Ok(())
 }

@@ -147,12 +147,32 @@ impl ContainerCgroup {
     }
 }
 
+impl ContainerCgroup {
+    /// Removes the parent levels (`--cgroup-parent`) that are left empty, so that
+    /// ferry leaves no trace in the cgroup tree. A level another container still
+    /// uses is not empty: rmdir fails and that is where it stops.
+    fn remove_empty_parents(&self) {
+        for dir in &self.dirs {
+            let mut level = dir.path.parent();
+            while let Some(path) =
+                level.filter(|p| *p != dir.hierarchy.mount && p.starts_with(&dir.hierarchy.mount))
+            {
+                if std::fs::remove_dir(path).is_err() {
+                    break;
+                }
+                level = path.parent();
+            }
+        }
+    }
+}
+
 impl Drop for ContainerCgroup {
     fn drop(&mut self) {
         if !self.removed {
             self.removed = true;
-            if let Err(error) = self.remove() {
-                log::warn!("{}", crate::errors::chain(&error));
+            match self.remove() {
+                Ok(()) => self.remove_empty_parents(),
+                Err(error) => log::warn!("{}", crate::errors::chain(&error)),
             }
         }
     }

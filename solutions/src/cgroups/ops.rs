@@ -71,7 +71,13 @@ impl ContainerCgroup {
                 }
                 let above = level.clone();
                 level.push(component);
-                match std::fs::create_dir(&level) {
+                // A parent another container's cleanup removes at this very moment
+                // is simply made again (see `remove_empty_parents`).
+                let made = std::fs::create_dir(&level).or_else(|error| match error.kind() {
+                    std::io::ErrorKind::NotFound => std::fs::create_dir_all(&level),
+                    _ => Err(error),
+                });
+                match made {
                     Ok(()) if is_cpuset => {
                         for file in ["cpuset.cpus", "cpuset.mems"] {
                             write(&level.join(file), read(&above.join(file)).trim())?;
