@@ -219,6 +219,11 @@ fn cgroup_exists_while_running_and_is_removed_on_every_path() {
         children(&host.cgroup_parent).is_empty(),
         "cgroup left after a failed exec"
     );
+    let parents = parent_dirs(&host.cgroup_parent);
+    assert!(
+        parents.is_empty(),
+        "the emptied --cgroup-parent must be removed too: {parents:?}"
+    );
 }
 
 #[test]
