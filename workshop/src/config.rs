@@ -139,9 +139,9 @@ fn limits(args: &RunArgs) -> Result<Limits, RunError> {
                 .ok_or_else(|| invalid("--memory", text.into(), "use a size such as 64m or 1g"))
         })
         .transpose()?;
-    if let Some(bytes) = memory {
+    if let (Some(bytes), Some(text)) = (memory, &args.memory) {
         if bytes < MIN_MEMORY {
-            return Err(invalid("--memory", bytes.to_string(), "the minimum is 6m"));
+            return Err(invalid("--memory", text.clone(), "the minimum is 6m"));
         }
     }
     let memory_swap = match args.memory_swap.as_deref() {

@@ -71,13 +71,7 @@ impl ContainerCgroup {
                 }
                 let above = level.clone();
                 level.push(component);
-                // A parent another container's cleanup removes at this very moment
-                // is simply made again (see `remove_empty_parents`).
-                let made = std::fs::create_dir(&level).or_else(|error| match error.kind() {
-                    std::io::ErrorKind::NotFound => std::fs::create_dir_all(&level),
-                    _ => Err(error),
-                });
-                match made {
+                match std::fs::create_dir(&level) {
                     Ok(()) if is_cpuset => {
                         for file in ["cpuset.cpus", "cpuset.mems"] {
                             write(&level.join(file), read(&above.join(file)).trim())?;
@@ -163,7 +157,7 @@ impl ContainerCgroup {
                         std::thread::sleep(Duration::from_millis(10))
                     }
                     Err(source) => {
-                        return Err(CgroupError::Create {
+                        return Err(CgroupError::Remove {
                             path: dir.path.clone(),
                             source,
                         })

@@ -45,6 +45,12 @@ pub enum CgroupError {
         #[source]
         source: std::io::Error,
     },
+    #[error("failed to remove the cgroup {path} (processes still in it?)")]
+    Remove {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("failed to write {value:?} to {path}")]
     Write {
         path: PathBuf,
@@ -87,6 +93,24 @@ pub fn setup(config: &CgroupConfig, id: &str) -> Result<Option<ContainerCgroup>,
 }
 
 impl ContainerCgroup {
+    /// [`ContainerCgroup::create`], tried again when a parent level vanished under
+    /// it: another container's cleanup may remove an empty parent at that moment.
+    pub fn create_retrying(
+        layout: &Layout,
+        parent: &str,
+        id: &str,
+    ) -> Result<ContainerCgroup, CgroupError> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match ContainerCgroup::create(layout, parent, id) {
+                Err(CgroupError::Create { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound && attempts < 3 => {}
+                result => return result,
+            }
+        }
+    }
+
     /// The directory to write `controller`'s files in: its v1 hierarchy, or v2.
     pub fn dir_for(&self, controller: &'static str) -> Result<&CgroupDir, CgroupError> {
         let v1 = self.dirs.iter().find(|dir| {
@@ -111,9 +135,13 @@ impl ContainerCgroup {
         for write in self.limit_writes(limits) {
             let dir = self.dir_for(write.controller)?;
             let path = dir.path.join(write.file);
-            // Without swap accounting (a kernel option) v1 has no memsw file: with no
-            // swap to limit, there is nothing to write.
-            if write.file == "memory.memsw.limit_in_bytes" && !path.exists() {
+            // Without swap accounting (a kernel option) there is no memsw (v1) or
+            // swap.max (v2) file: with no swap to limit, there is nothing to write.
+            let swap_file = matches!(
+                write.file,
+                "memory.memsw.limit_in_bytes" | "memory.swap.max"
+            );
+            if swap_file && !path.exists() {
                 log::debug!(
                     "no {}: swap is not accounted on this machine",
                     path.display()

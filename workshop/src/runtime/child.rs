@@ -157,7 +157,16 @@ fn start_init(blocked: &BlockedSignals, ends: &mut ChildEnds) -> Result<(), Chil
         ForkResult::Child => Ok(()),
         ForkResult::Parent { child } => {
             ends.close_report();
-            let code = init::supervise(child, blocked);
+            // The report pipe is closed now: a stub's panic is told on stderr.
+            let supervised = catch_unwind(AssertUnwindSafe(|| init::supervise(child, blocked)));
+            let code = supervised.unwrap_or_else(|panic| {
+                eprintln!(
+                    "{}: error: {}",
+                    crate::ENGINE,
+                    errors::describe_panic(panic.as_ref())
+                );
+                EXIT_ENGINE_FAILED
+            });
             std::process::exit(code)
         }
     }
