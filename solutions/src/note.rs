@@ -4,10 +4,10 @@
 //! chapter that sits on an earlier chapter's path prints one note and lets the
 //! container run on without that protection, instead of panicking.
 
-/// Prints `ENGINE: note: chapter N (topic) not done yet — consequence` on stderr.
+/// Prints `ENGINE: note: chapter N (topic) is not done yet — consequence` on stderr.
 pub fn chapter_not_done(chapter: u32, topic: &str, consequence: &str) {
     eprintln!(
-        "{}: note: chapter {chapter} ({topic}) not done yet — {consequence}",
+        "{}: note: chapter {chapter} ({topic}) is not done yet — {consequence}",
         crate::ENGINE
     );
 }

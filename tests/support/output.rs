@@ -11,14 +11,21 @@ pub struct Output {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
+    /// The ladder's notes, taken out of stdout/stderr but shown on failure.
+    pub notes: String,
     pub timed_out: bool,
 }
 
 /// Lines a not-yet-done chapter prints (see ARCHITECTURE.md): not the container's output.
-fn strip_notes(text: &str) -> String {
-    text.split_inclusive('\n')
-        .filter(|line| !(line.starts_with("ferry: note: ") || line.starts_with("myferry: note: ")))
-        .collect()
+fn is_note(line: &str) -> bool {
+    line.starts_with("ferry: note: ") || line.starts_with("myferry: note: ")
+}
+
+/// `text` without its note lines, and the note lines.
+fn split_notes(text: &str) -> (String, String) {
+    let (notes, rest): (Vec<&str>, Vec<&str>) =
+        text.split_inclusive('\n').partition(|line| is_note(line));
+    (rest.concat(), notes.concat())
 }
 
 impl Output {
@@ -32,11 +39,14 @@ impl Output {
         let code = status
             .code()
             .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+        let (stdout, out_notes) = split_notes(&String::from_utf8_lossy(&stdout));
+        let (stderr, err_notes) = split_notes(&String::from_utf8_lossy(&stderr));
         Output {
             command,
             code,
-            stdout: strip_notes(&String::from_utf8_lossy(&stdout)),
-            stderr: strip_notes(&String::from_utf8_lossy(&stderr)),
+            stdout,
+            stderr,
+            notes: out_notes + &err_notes,
             timed_out,
         }
     }
@@ -92,6 +102,14 @@ impl fmt::Display for Output {
         }
         writeln!(f, "exit code: {}", self.code)?;
         writeln!(f, "--- stdout ---\n{}", self.stdout)?;
-        write!(f, "--- stderr ---\n{}", self.stderr)
+        write!(f, "--- stderr ---\n{}", self.stderr)?;
+        if !self.notes.is_empty() {
+            write!(
+                f,
+                "--- notes (unfinished chapters; not compared) ---\n{}",
+                self.notes
+            )?;
+        }
+        Ok(())
     }
 }

@@ -96,7 +96,7 @@ pub fn container_environment(
     host_var: &dyn Fn(&str) -> Option<String>,
 ) -> Vec<String> {
     // BEGIN SOLUTION ch00 "build the container's environment: defaults, then -e and --env-file"
-    todo!("chapter 0: build the container's environment: defaults, then -e and --env-file — see chapters/00-process.md")
+    todo!("chapter 0 (process): build the container's environment: defaults, then -e and --env-file — see chapters/00-process.md")
     // END SOLUTION
 }
 

@@ -5,7 +5,8 @@
 //! * 125 — ferry itself failed (bad flags included), 126 — the command is not
 //!   executable, 127 — the command was not found; otherwise the command's own code.
 //! * A `todo!()` left in the engine is not a crash but "your turn": it is reported
-//!   as "chapter N is not done yet", exit 125, never as the container's exit code.
+//!   as "chapter N (topic) is not done yet", exit 125, never as the container's
+//!   exit code.
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -45,8 +46,9 @@ pub fn quiet_panics() {
     }));
 }
 
-/// Turns a caught panic into the message ferry prints. `todo!("chapter N: ...")`
-/// stubs read as "chapter N is not done yet"; anything else is a bug in ferry.
+/// Turns a caught panic into the message ferry prints. `todo!("chapter N (topic):
+/// ...")` stubs read as "chapter N (topic) is not done yet: ..."; anything else is a
+/// bug in ferry.
 pub fn describe_panic(payload: &(dyn Any + Send)) -> String {
     let message = payload
         .downcast_ref::<&str>()

@@ -16,7 +16,7 @@ impl ContainerId {
     /// Makes a new random id from the kernel's random pool (see random(4)).
     pub fn generate() -> io::Result<ContainerId> {
         // BEGIN SOLUTION ch00 "generate a random 64-hex-digit container id from /dev/urandom"
-        todo!("chapter 0: generate a random 64-hex-digit container id from /dev/urandom — see chapters/00-process.md")
+        todo!("chapter 0 (process): generate a random 64-hex-digit container id from /dev/urandom — see chapters/00-process.md")
         // END SOLUTION
     }
 

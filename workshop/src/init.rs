@@ -27,6 +27,6 @@ use crate::signals::BlockedSignals;
 /// pid is `command`; on any other signal, kill(2) `command` with it.
 pub fn supervise(command: Pid, blocked: &BlockedSignals) -> i32 {
     // BEGIN SOLUTION ch02 "be PID 1: forward signals to the command and reap every child"
-    todo!("chapter 2: be PID 1: forward signals to the command and reap every child — see chapters/02-namespaces.md")
+    todo!("chapter 2 (namespaces): be PID 1: forward signals to the command and reap every child — see chapters/02-namespaces.md")
     // END SOLUTION
 }

@@ -104,9 +104,7 @@ pub fn isolation_namespaces() -> CloneFlags {
 /// Called only in a new UTS namespace: on the host it would rename the machine.
 pub fn set_hostname(name: &str) -> Result<(), NamespaceError> {
     // BEGIN SOLUTION ch02 "set the container's hostname (sethostname(2))"
-    todo!(
-        "chapter 2: set the container's hostname (sethostname(2)) — see chapters/02-namespaces.md"
-    )
+    todo!("chapter 2 (namespaces): set the container's hostname (sethostname(2)) — see chapters/02-namespaces.md")
     // END SOLUTION
 }
 
@@ -115,7 +113,7 @@ pub fn set_hostname(name: &str) -> Result<(), NamespaceError> {
 /// `IFF_UP`, write them back with SIOCSIFFLAGS.
 pub fn bring_up_loopback() -> Result<(), NamespaceError> {
     // BEGIN SOLUTION ch02 "bring the loopback interface up (SIOCGIFFLAGS/SIOCSIFFLAGS)"
-    todo!("chapter 2: bring the loopback interface up (SIOCGIFFLAGS/SIOCSIFFLAGS) — see chapters/02-namespaces.md")
+    todo!("chapter 2 (namespaces): bring the loopback interface up (SIOCGIFFLAGS/SIOCSIFFLAGS) — see chapters/02-namespaces.md")
     // END SOLUTION
 }
 
@@ -123,7 +121,7 @@ pub fn bring_up_loopback() -> Result<(), NamespaceError> {
 /// from now on its own cgroup is the root of every cgroup path it sees.
 pub fn enter_cgroup_namespace() -> Result<(), NamespaceError> {
     // BEGIN SOLUTION ch02 "unshare the cgroup namespace (unshare(2))"
-    todo!("chapter 2: unshare the cgroup namespace (unshare(2)) — see chapters/02-namespaces.md")
+    todo!("chapter 2 (namespaces): unshare the cgroup namespace (unshare(2)) — see chapters/02-namespaces.md")
     // END SOLUTION
 }
 

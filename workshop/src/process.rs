@@ -66,7 +66,7 @@ impl ExecError {
 /// `NotInPath` / `NoSuchFile` (127). The returned path is one this process can exec.
 pub fn resolve_program(root: &Path, program: &str, path_var: &str) -> Result<PathBuf, ExecError> {
     // BEGIN SOLUTION ch00 "find the program in the container (PATH lookup; 126 vs 127)"
-    todo!("chapter 0: find the program in the container (PATH lookup; 126 vs 127) — see chapters/00-process.md")
+    todo!("chapter 0 (process): find the program in the container (PATH lookup; 126 vs 127) — see chapters/00-process.md")
     // END SOLUTION
 }
 
@@ -83,7 +83,7 @@ fn is_executable(path: &Path) -> Option<bool> {
 /// job-control signals; chapter 4 completes the guard against TIOCSTI.
 pub fn new_session() -> Result<(), ExecError> {
     // BEGIN SOLUTION ch00 "start a new session (setsid(2))"
-    todo!("chapter 0: start a new session (setsid(2)) — see chapters/00-process.md")
+    todo!("chapter 0 (process): start a new session (setsid(2)) — see chapters/00-process.md")
     // END SOLUTION
 }
 
@@ -94,7 +94,7 @@ pub fn new_session() -> Result<(), ExecError> {
 /// inherited.
 pub fn exec(program: &Path, argv: &[String], env: &[String]) -> ExecError {
     // BEGIN SOLUTION ch00 "replace the child with the command (execve(2)) with a clean environment"
-    todo!("chapter 0: replace the child with the command (execve(2)) with a clean environment — see chapters/00-process.md")
+    todo!("chapter 0 (process): replace the child with the command (execve(2)) with a clean environment — see chapters/00-process.md")
     // END SOLUTION
 }
 
@@ -103,6 +103,6 @@ pub fn exec(program: &Path, argv: &[String], env: &[String]) -> ExecError {
 /// shell and docker report it.
 pub fn exit_code(status: WaitStatus) -> i32 {
     // BEGIN SOLUTION ch00 "turn a wait status into an exit code (128+n for signal n)"
-    todo!("chapter 0: turn a wait status into an exit code (128+n for signal n) — see chapters/00-process.md")
+    todo!("chapter 0 (process): turn a wait status into an exit code (128+n for signal n) — see chapters/00-process.md")
     // END SOLUTION
 }

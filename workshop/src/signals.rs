@@ -60,6 +60,6 @@ impl Drop for BlockedSignals {
 /// signal, send it to `child` with kill(2).
 pub fn wait_forwarding(child: Pid, blocked: &BlockedSignals) -> nix::Result<WaitStatus> {
     // BEGIN SOLUTION ch00 "wait for the child, forwarding SIGINT, SIGTERM and friends to it"
-    todo!("chapter 0: wait for the child, forwarding SIGINT, SIGTERM and friends to it — see chapters/00-process.md")
+    todo!("chapter 0 (process): wait for the child, forwarding SIGINT, SIGTERM and friends to it — see chapters/00-process.md")
     // END SOLUTION
 }

@@ -65,10 +65,19 @@ impl Manifest {
 
     /// Slug of chapter `number` (`01-filesystem`), for stub messages.
     pub fn slug(&self, number: u32) -> Option<&str> {
+        self.find(number).map(|chapter| chapter.slug.as_str())
+    }
+
+    fn find(&self, number: u32) -> Option<&Chapter> {
         self.chapters
             .iter()
             .find(|chapter| chapter.number == number)
-            .map(|chapter| chapter.slug.as_str())
+    }
+
+    /// Slug and topic of chapter `number`, for stub messages.
+    pub fn stub_names(&self, number: u32) -> Option<(&str, &str)> {
+        self.find(number)
+            .map(|c| (c.slug.as_str(), c.topic.as_str()))
     }
 }
 

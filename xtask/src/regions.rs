@@ -129,8 +129,9 @@ impl Region {
         format!("{}{END}\n", self.indent)
     }
 
-    /// The region as the workshop has it: markers around the stub.
-    pub fn render_stub(&self, slug: &str) -> String {
+    /// The region as the workshop has it: markers around the stub. `chapter` is
+    /// the chapter's slug and topic (`01-filesystem`, `filesystem`).
+    pub fn render_stub(&self, slug: &str, topic: &str) -> String {
         let mut out = self.header();
         match &self.stub {
             Some(lines) => {
@@ -138,16 +139,17 @@ impl Region {
                     out.push_str(&format!("{}{line}\n", self.indent));
                 }
             }
-            None => out.push_str(&format!("{}{}\n", self.indent, self.todo(slug))),
+            None => out.push_str(&format!("{}{}\n", self.indent, self.todo(slug, topic))),
         }
         out.push_str(&self.footer());
         out
     }
 
-    /// The default stub: what the student sees and what a panic reports.
-    pub fn todo(&self, slug: &str) -> String {
+    /// The default stub: what the student sees and what a panic reports
+    /// (`chapter 1 (filesystem) is not done yet: ...`, see errors::describe_panic).
+    pub fn todo(&self, slug: &str, topic: &str) -> String {
         format!(
-            "todo!(\"chapter {}: {} — see chapters/{slug}.md\")",
+            "todo!(\"chapter {} ({topic}): {} — see chapters/{slug}.md\")",
             self.chapter, self.title
         )
     }
@@ -198,12 +200,12 @@ mod tests {
         let pieces = parse("x.rs", SOURCE).unwrap();
         let regions = regions(&pieces);
         assert_eq!(
-            regions[1].render_stub("03-cgroups"),
+            regions[1].render_stub("03-cgroups", "cgroups"),
             "    // BEGIN SOLUTION ch03 \"limits\"\n    note();\n    Ok(())\n    // END SOLUTION\n"
         );
         assert!(regions[0]
-            .render_stub("02-namespaces")
-            .contains("todo!(\"chapter 2: set the"));
+            .render_stub("02-namespaces", "namespaces")
+            .contains("todo!(\"chapter 2 (namespaces): set the"));
         assert_eq!(
             regions[0].render_solution(),
             "    // BEGIN SOLUTION ch02 \"set the name\"\n    real();\n    // END SOLUTION\n"

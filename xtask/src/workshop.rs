@@ -109,13 +109,13 @@ fn rust_file(name: &str, text: &str, manifest: &Manifest) -> Result<String> {
         match piece {
             Piece::Text(text) => body.push_str(&text),
             Piece::Region(region) => {
-                let slug = manifest.slug(region.chapter).with_context(|| {
+                let (slug, topic) = manifest.stub_names(region.chapter).with_context(|| {
                     format!(
                         "solutions/{name}: chapter {} is not in chapters.toml",
                         region.chapter
                     )
                 })?;
-                body.push_str(&region.render_stub(slug));
+                body.push_str(&region.render_stub(slug, topic));
             }
         }
     }

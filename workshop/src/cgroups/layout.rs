@@ -63,7 +63,7 @@ impl Layout {
     /// hierarchy counts (bind mounts of it may follow).
     pub fn parse(mountinfo: &str) -> Layout {
         // BEGIN SOLUTION ch03 "find the cgroup hierarchies (v1, v2) in /proc/self/mountinfo"
-        todo!("chapter 3: find the cgroup hierarchies (v1, v2) in /proc/self/mountinfo — see chapters/03-cgroups.md")
+        todo!("chapter 3 (cgroups): find the cgroup hierarchies (v1, v2) in /proc/self/mountinfo — see chapters/03-cgroups.md")
         // END SOLUTION
     }
 }

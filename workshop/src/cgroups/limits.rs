@@ -107,6 +107,6 @@ pub fn limit_file(limit: &str, version: Version) -> (&'static str, &'static str)
 /// * cpuset: the list as given.
 pub fn limit_writes(limits: &Limits, version: Version) -> Vec<LimitWrite> {
     // BEGIN SOLUTION ch03 "translate the limits into cgroup file writes (v1 and v2)"
-    todo!("chapter 3: translate the limits into cgroup file writes (v1 and v2) — see chapters/03-cgroups.md")
+    todo!("chapter 3 (cgroups): translate the limits into cgroup file writes (v1 and v2) — see chapters/03-cgroups.md")
     // END SOLUTION
 }

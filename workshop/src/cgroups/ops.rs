@@ -36,7 +36,7 @@ impl ContainerCgroup {
     /// controllers written as `+name` into that level's `cgroup.subtree_control`.
     pub fn create(layout: &Layout, parent: &str, id: &str) -> Result<ContainerCgroup, CgroupError> {
         // BEGIN SOLUTION ch03 "create the container's cgroup in every hierarchy (cpuset and subtree_control quirks)"
-        todo!("chapter 3: create the container's cgroup in every hierarchy (cpuset and subtree_control quirks) — see chapters/03-cgroups.md")
+        todo!("chapter 3 (cgroups): create the container's cgroup in every hierarchy (cpuset and subtree_control quirks) — see chapters/03-cgroups.md")
         // END SOLUTION
     }
 
@@ -44,7 +44,7 @@ impl ContainerCgroup {
     /// directory of the cgroup. Its children will be born there.
     pub fn add_process(&self, pid: Pid) -> Result<(), CgroupError> {
         // BEGIN SOLUTION ch03 "move the container's process into its cgroup (cgroup.procs)"
-        todo!("chapter 3: move the container's process into its cgroup (cgroup.procs) — see chapters/03-cgroups.md")
+        todo!("chapter 3 (cgroups): move the container's process into its cgroup (cgroup.procs) — see chapters/03-cgroups.md")
         // END SOLUTION
     }
 
@@ -52,7 +52,7 @@ impl ContainerCgroup {
     /// `oom_kill N` line of `memory.oom_control` (v1) or `memory.events` (v2).
     pub fn oom_kills(&self) -> u64 {
         // BEGIN SOLUTION ch03 "read the OOM kill counter (memory.oom_control or memory.events)"
-        todo!("chapter 3: read the OOM kill counter (memory.oom_control or memory.events) — see chapters/03-cgroups.md")
+        todo!("chapter 3 (cgroups): read the OOM kill counter (memory.oom_control or memory.events) — see chapters/03-cgroups.md")
         // END SOLUTION
     }
 
@@ -63,7 +63,7 @@ impl ContainerCgroup {
     /// The processes take a moment to go: retry rmdir for up to two seconds.
     pub fn remove(&self) -> Result<(), CgroupError> {
         // BEGIN SOLUTION ch03 "kill what is left in the cgroup and remove its directories"
-        todo!("chapter 3: kill what is left in the cgroup and remove its directories — see chapters/03-cgroups.md")
+        todo!("chapter 3 (cgroups): kill what is left in the cgroup and remove its directories — see chapters/03-cgroups.md")
         // END SOLUTION
     }
 
@@ -124,6 +124,6 @@ impl InsideMount {
 /// read-only. Every mount is `MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC`.
 pub fn mount_inside(mounts: &[InsideMount]) -> Result<(), CgroupError> {
     // BEGIN SOLUTION ch03 "mount the container's own cgroups read-only at /sys/fs/cgroup"
-    todo!("chapter 3: mount the container's own cgroups read-only at /sys/fs/cgroup — see chapters/03-cgroups.md")
+    todo!("chapter 3 (cgroups): mount the container's own cgroups read-only at /sys/fs/cgroup — see chapters/03-cgroups.md")
     // END SOLUTION
 }

@@ -90,7 +90,7 @@ pub fn names(set: &CapsHashSet) -> HashSet<String> {
 /// while still root with CAP_SETPCAP, before the user switch.
 pub fn limit_bounding_set(keep: &CapsHashSet) -> Result<(), PrivilegeError> {
     // BEGIN SOLUTION ch04 "drop every capability not kept from the bounding set; clear ambient"
-    todo!("chapter 4: drop every capability not kept from the bounding set; clear ambient — see chapters/04-privileges.md")
+    todo!("chapter 4 (privileges): drop every capability not kept from the bounding set; clear ambient — see chapters/04-privileges.md")
     // END SOLUTION
 }
 
@@ -100,6 +100,6 @@ pub fn limit_bounding_set(keep: &CapsHashSet) -> Result<(), PrivilegeError> {
 /// must shrink before permitted can (the kernel refuses effective ⊄ permitted).
 pub fn set_capabilities(keep: &CapsHashSet, root: bool) -> Result<(), PrivilegeError> {
     // BEGIN SOLUTION ch04 "set the effective, permitted and inheritable capability sets (capset(2))"
-    todo!("chapter 4: set the effective, permitted and inheritable capability sets (capset(2)) — see chapters/04-privileges.md")
+    todo!("chapter 4 (privileges): set the effective, permitted and inheritable capability sets (capset(2)) — see chapters/04-privileges.md")
     // END SOLUTION
 }

@@ -51,7 +51,7 @@ fn mount_error(target: &Path) -> impl FnOnce(nix::Error) -> PrivilegeError + '_ 
 /// on top, a file gets /dev/null bind-mounted on top (see mount(2)).
 pub fn mask_paths(paths: &[&str]) -> Result<(), PrivilegeError> {
     // BEGIN SOLUTION ch04 "mask paths: an empty read-only tmpfs on directories, /dev/null on files"
-    todo!("chapter 4: mask paths: an empty read-only tmpfs on directories, /dev/null on files — see chapters/04-privileges.md")
+    todo!("chapter 4 (privileges): mask paths: an empty read-only tmpfs on directories, /dev/null on files — see chapters/04-privileges.md")
     // END SOLUTION
 }
 
@@ -60,7 +60,7 @@ pub fn mask_paths(paths: &[&str]) -> Result<(), PrivilegeError> {
 /// bind mount can only be changed by a remount. Keep `nosuid,nodev,noexec`.
 pub fn make_readonly(paths: &[&str]) -> Result<(), PrivilegeError> {
     // BEGIN SOLUTION ch04 "make paths read-only: bind-mount onto itself, then remount read-only"
-    todo!("chapter 4: make paths read-only: bind-mount onto itself, then remount read-only — see chapters/04-privileges.md")
+    todo!("chapter 4 (privileges): make paths read-only: bind-mount onto itself, then remount read-only — see chapters/04-privileges.md")
     // END SOLUTION
 }
 
@@ -70,6 +70,6 @@ pub fn make_readonly(paths: &[&str]) -> Result<(), PrivilegeError> {
 /// `MS_NODEV` — `/` also `MS_RDONLY` with `--read-only`.
 pub fn seal_devices(read_only_root: bool) -> Result<(), PrivilegeError> {
     // BEGIN SOLUTION ch04 "seal devices: bind the default nodes, remount /dev and / nodev"
-    todo!("chapter 4: seal devices: bind the default nodes, remount /dev and / nodev — see chapters/04-privileges.md")
+    todo!("chapter 4 (privileges): seal devices: bind the default nodes, remount /dev and / nodev — see chapters/04-privileges.md")
     // END SOLUTION
 }

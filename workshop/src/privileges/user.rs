@@ -89,6 +89,6 @@ pub fn resolve(spec: &str, root: &Path) -> Result<User, PrivilegeError> {
 /// permitted and effective capabilities.
 pub fn switch_user(user: &User) -> Result<(), PrivilegeError> {
     // BEGIN SOLUTION ch04 "become the container's user: setgroups, setgid, setuid — in that order"
-    todo!("chapter 4: become the container's user: setgroups, setgid, setuid — in that order — see chapters/04-privileges.md")
+    todo!("chapter 4 (privileges): become the container's user: setgroups, setgid, setuid — in that order — see chapters/04-privileges.md")
     // END SOLUTION
 }

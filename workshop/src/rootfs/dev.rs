@@ -68,13 +68,13 @@ pub fn populate() -> Result<(), RootfsError> {
 /// chmod(2): mknod applies the process's umask, chmod does not.
 pub fn create_device_node(device: &DeviceNode) -> Result<(), RootfsError> {
     // BEGIN SOLUTION ch01 "create a device node with mknod(2) and fix its mode"
-    todo!("chapter 1: create a device node with mknod(2) and fix its mode — see chapters/01-filesystem.md")
+    todo!("chapter 1 (filesystem): create a device node with mknod(2) and fix its mode — see chapters/01-filesystem.md")
     // END SOLUTION
 }
 
 /// Creates one symbolic link in /dev (see symlink(2)).
 pub fn create_dev_link(link: &DevLink) -> Result<(), RootfsError> {
     // BEGIN SOLUTION ch01 "create a /dev symlink (fd, stdin, stdout, stderr, ptmx)"
-    todo!("chapter 1: create a /dev symlink (fd, stdin, stdout, stderr, ptmx) — see chapters/01-filesystem.md")
+    todo!("chapter 1 (filesystem): create a /dev symlink (fd, stdin, stdout, stderr, ptmx) — see chapters/01-filesystem.md")
     // END SOLUTION
 }

@@ -163,7 +163,7 @@ pub fn enter(
 /// From then on nothing mounted here propagates to the host, nor the host's to here.
 pub fn make_mounts_private() -> Result<(), RootfsError> {
     // BEGIN SOLUTION ch01 "make every mount private, recursively, before mounting anything"
-    todo!("chapter 1: make every mount private, recursively, before mounting anything — see chapters/01-filesystem.md")
+    todo!("chapter 1 (filesystem): make every mount private, recursively, before mounting anything — see chapters/01-filesystem.md")
     // END SOLUTION
 }
 
@@ -179,7 +179,7 @@ const OLD_ROOT: &str = ".ferry-old-root";
 /// chdir to `/`; unmount `/OLD_ROOT` with `MNT_DETACH`; remove the directory.
 pub fn pivot_into(new_root: &Path) -> Result<(), RootfsError> {
     // BEGIN SOLUTION ch01 "switch the root with pivot_root(2) and detach the old one"
-    todo!("chapter 1: switch the root with pivot_root(2) and detach the old one — see chapters/01-filesystem.md")
+    todo!("chapter 1 (filesystem): switch the root with pivot_root(2) and detach the old one — see chapters/01-filesystem.md")
     // END SOLUTION
 }
 
@@ -192,7 +192,7 @@ pub fn pivot_into(new_root: &Path) -> Result<(), RootfsError> {
 /// own whose flags later chapters can change (read-only, nodev).
 pub fn chroot_into(new_root: &Path) -> Result<(), RootfsError> {
     // BEGIN SOLUTION ch01 "enter the rootfs with chroot(2) (the --no-pivot path)"
-    todo!("chapter 1: enter the rootfs with chroot(2) (the --no-pivot path) — see chapters/01-filesystem.md")
+    todo!("chapter 1 (filesystem): enter the rootfs with chroot(2) (the --no-pivot path) — see chapters/01-filesystem.md")
     // END SOLUTION
 }
 

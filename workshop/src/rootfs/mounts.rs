@@ -69,6 +69,6 @@ pub const KERNEL_MOUNTS: &[KernelMount] = &[
 /// instance of `fstype` there with the table's flags and data.
 pub fn mount_kernel_fs(spec: &KernelMount) -> Result<(), RootfsError> {
     // BEGIN SOLUTION ch01 "mount a kernel filesystem (proc, tmpfs, devpts, sysfs) inside the container"
-    todo!("chapter 1: mount a kernel filesystem (proc, tmpfs, devpts, sysfs) inside the container — see chapters/01-filesystem.md")
+    todo!("chapter 1 (filesystem): mount a kernel filesystem (proc, tmpfs, devpts, sysfs) inside the container — see chapters/01-filesystem.md")
     // END SOLUTION
 }

@@ -100,7 +100,7 @@ fn condition(arg: &Arg) -> Result<SeccompCondition, seccompiler::BackendError> {
 /// says. Names this architecture does not have are skipped, as runc does.
 pub fn compile(profile: &Profile, caps: &HashSet<String>) -> Result<Vec<BpfProgram>, SeccompError> {
     // BEGIN SOLUTION ch04 "compile a seccomp profile into BPF filters (one per action)"
-    todo!("chapter 4: compile a seccomp profile into BPF filters (one per action) — see chapters/04-privileges.md")
+    todo!("chapter 4 (privileges): compile a seccomp profile into BPF filters (one per action) — see chapters/04-privileges.md")
     // END SOLUTION
 }
 
