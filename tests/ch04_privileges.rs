@@ -286,6 +286,24 @@ fn a_device_node_made_with_mknod_cannot_be_opened() {
             "the host's disk was opened through {path}: {result}"
         );
     }
+    // The chapter's mechanism: what the container can write is mounted nodev (a
+    // host's own devices cgroup may refuse the open too, so check the mounts).
+    let report = probe_report(&host, &[], &["report"]);
+    for target in ["/", "/dev"] {
+        let mount = report["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|m| m["target"] == target)
+            .cloned()
+            .unwrap_or_default();
+        let options = mount["options"].as_str().unwrap_or("");
+        assert!(
+            options.split(',').any(|o| o == "nodev"),
+            "{target} must be mounted nodev: {mount}"
+        );
+    }
     host.run(&[
         "sh",
         "-c",

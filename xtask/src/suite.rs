@@ -65,7 +65,7 @@ pub fn run(manifest: &Manifest) -> Result<()> {
         }
         util::run(&mut command)
     })?;
-    step("the ladder", &mut || ladder::run(manifest, false))?;
+    step("the ladder (--full)", &mut || ladder::run(manifest, true))?;
     step("the book", &mut || book::run())?;
     step("host check", &mut || {
         HostState::ensure_unchanged_since(&host)
