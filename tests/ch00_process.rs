@@ -6,9 +6,8 @@
 
 mod support;
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-use support::{find_process, probe_report, token, wait_for_file, TestHost};
+use nix::sys::signal::Signal;
+use support::{find_process, probe_report, sigkill_from_host, token, wait_for_file, TestHost};
 
 #[test]
 fn output_and_exit_code_pass_through() {
@@ -41,15 +40,8 @@ fn stdin_reaches_the_command() {
 #[test]
 fn killed_by_sigkill_from_the_host_exits_137() {
     let host = TestHost::new();
-    let marker = token();
-    // `read` blocks on the open stdin pipe: the shell waits without children.
-    let running = host
-        .run(&["sh", "-c", &format!("read x; echo {marker}")])
-        .spawn();
-    let pid = find_process(&marker, running.pid());
-    kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
-    let out = running.wait();
-    out.assert_code(137);
+    // The shell waits on its open stdin pipe, without children, until killed.
+    sigkill_from_host(&host, &[]).assert_code(137);
 }
 
 #[test]

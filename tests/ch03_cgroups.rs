@@ -6,10 +6,8 @@
 
 mod support;
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use support::cgroups::{children, hierarchies, parent_dirs};
-use support::{find_process, token, wait_for_file, TestHost};
+use support::{sigkill_from_host, token, wait_for_file, TestHost};
 
 /// Reads a cgroup file inside the container, wherever its hierarchy is mounted
 /// (v1: /sys/fs/cgroup/CONTROLLER/FILE, v2: /sys/fs/cgroup/FILE).
@@ -31,19 +29,7 @@ fn memory_hog_is_oom_killed_and_reported() {
 #[test]
 fn sigkill_from_outside_is_not_reported_as_oom() {
     let host = TestHost::new();
-    let marker = token();
-    let running = host
-        .run(&[
-            "--memory",
-            "64m",
-            "sh",
-            "-c",
-            &format!("read x; : {marker}"),
-        ])
-        .spawn();
-    let pid = find_process(&marker, running.pid());
-    kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
-    let out = running.wait();
+    let out = sigkill_from_host(&host, &["--memory", "64m"]);
     out.assert_code(137);
     assert!(
         !out.stderr.contains("OOM"),
@@ -194,19 +180,7 @@ fn cgroup_exists_while_running_and_is_removed_on_every_path() {
         "cgroup left after a normal exit"
     );
 
-    let marker = token();
-    let running = host
-        .run(&[
-            "--pids-limit",
-            "50",
-            "sh",
-            "-c",
-            &format!("read x; : {marker}"),
-        ])
-        .spawn();
-    let pid = find_process(&marker, running.pid());
-    kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
-    running.wait().assert_code(137);
+    sigkill_from_host(&host, &["--pids-limit", "50"]).assert_code(137);
     assert!(
         children(&host.cgroup_parent).is_empty(),
         "cgroup left after a SIGKILL"

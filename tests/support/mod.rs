@@ -424,6 +424,24 @@ pub fn find_process(token: &str, engine_pid: i32) -> i32 {
     }
 }
 
+/// Runs a container (with `options`) whose shell waits on its stdin, then kills it
+/// with SIGKILL from the host, as an OOM killer or an operator would; returns the
+/// engine's output. Harmless without isolation: the shell has no children.
+pub fn sigkill_from_host(host: &TestHost, options: &[&str]) -> Output {
+    let marker = token();
+    let script = format!("read x; : {marker}");
+    let mut args = options.to_vec();
+    args.extend(["sh", "-c", &script]);
+    let running = host.run(&args).spawn();
+    let pid = find_process(&marker, running.pid());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    running.wait()
+}
+
 /// Waits until `path` exists (a container's "I am ready" file), up to 10 seconds.
 pub fn wait_for_file(path: &Path) {
     let deadline = Instant::now() + Duration::from_secs(10);
