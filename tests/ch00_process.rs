@@ -276,3 +276,11 @@ fn bad_flag_exits_125() {
     let out = host.run(&["-e", "=value", "sh"]).output();
     out.assert_code(125).assert_stderr_contains("=value");
 }
+
+#[test]
+fn run_help_lists_dockers_flags() {
+    let host = TestHost::new();
+    let out = host.engine(&["run", "--help"]).output();
+    out.assert_success();
+    snapshot!(host, &[], "ch00_run_help", out.stdout);
+}

@@ -203,6 +203,9 @@ fn cgroup_exists_while_running_and_is_removed_on_every_path() {
 #[test]
 fn bad_limits_are_refused_before_anything_is_created() {
     let host = TestHost::new();
+    let out = host.run(&["--memory", "10x", "true"]).output();
+    out.assert_code(125);
+    snapshot!(host, &[], "ch03_bad_memory", out.stderr);
     for (flag, value, says) in [
         ("--memory", "10x", "--memory"),
         ("--memory", "1k", "minimum"),

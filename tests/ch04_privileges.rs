@@ -93,6 +93,7 @@ fn cap_add_and_cap_drop_change_the_set() {
     let out = host.run(&["--cap-add", "NOT_A_CAP", "true"]).output();
     out.assert_code(125)
         .assert_stderr_contains("unknown capability");
+    snapshot!(host, &[], "ch04_unknown_capability", out.stderr);
 }
 
 #[test]
