@@ -219,3 +219,74 @@ impl Drop for ContainerCgroup {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A directory that looks like a cgroup v2 mount: the files the code reads.
+    fn fake_v2_hierarchy() -> PathBuf {
+        let root = std::env::temp_dir().join(format!("ferry-fake-cgroup2-{}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(
+            root.join("cgroup.controllers"),
+            "cpuset cpu io memory pids\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("cgroup.subtree_control"), "").unwrap();
+        root
+    }
+
+    #[test]
+    fn v2_limits_land_in_the_files_of_a_cgroupfs_like_directory() {
+        let root = fake_v2_hierarchy();
+        let layout = Layout {
+            hierarchies: vec![Hierarchy {
+                version: Version::V2,
+                mount: root.clone(),
+                controllers: Vec::new(),
+            }],
+        };
+        let mut cgroup = ContainerCgroup::create(&layout, "/ferry", "abc").unwrap();
+        let dir = root.join("ferry/abc");
+        assert_eq!(cgroup.dirs[0].path, dir);
+        // A real cgroupfs would have created these files with the directory.
+        for file in ["memory.swap.max", "cgroup.procs"] {
+            std::fs::write(dir.join(file), "").unwrap();
+        }
+        let limits = Limits {
+            memory: Some(64 << 20),
+            memory_swap: Some(96 << 20),
+            pids: Some(20),
+            cpus: Some(1.5),
+            cpu_shares: Some(1024),
+            cpuset_cpus: Some("0-1".into()),
+        };
+        cgroup.apply(&limits).unwrap();
+        cgroup
+            .add_process(nix::unistd::Pid::from_raw(4242))
+            .unwrap();
+        let read = |file: &str| std::fs::read_to_string(dir.join(file)).unwrap();
+        assert_eq!(read("memory.max"), "67108864");
+        assert_eq!(read("memory.swap.max"), "33554432");
+        assert_eq!(read("pids.max"), "20");
+        assert_eq!(read("cpu.max"), "150000 100000");
+        assert_eq!(read("cpu.weight"), "39");
+        assert_eq!(read("cpuset.cpus"), "0-1");
+        assert_eq!(read("cgroup.procs"), "4242");
+        std::fs::write(
+            dir.join("memory.events"),
+            "low 0\nhigh 0\nmax 3\noom 2\noom_kill 2\n",
+        )
+        .unwrap();
+        assert_eq!(cgroup.oom_kills(), 2, "the oom_kill line of memory.events");
+        // Each level passes its controllers on to the next one.
+        let enabled = std::fs::read_to_string(root.join("cgroup.subtree_control")).unwrap();
+        assert!(
+            enabled.starts_with('+'),
+            "subtree_control was written: {enabled:?}"
+        );
+        cgroup.removed = true; // a plain directory cannot be rmdir'ed with files in it
+        std::fs::remove_dir_all(root).unwrap();
+    }
+}
