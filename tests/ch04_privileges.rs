@@ -373,3 +373,25 @@ fn user_is_resolved_in_the_containers_passwd_and_group() {
     out.assert_code(125)
         .assert_stderr_contains("no user matches");
 }
+
+#[test]
+fn an_inherited_directory_is_no_way_out() {
+    // CVE-2024-21626: a directory fd of the caller's, still open in the container,
+    // lets `-w /proc/self/fd/N` start the command in the host's filesystem.
+    let host = TestHost::new();
+    let secret = token();
+    host.canary("canary", &secret);
+    let dir = std::fs::File::open(&host.dir).unwrap();
+    let out = host
+        .run(&["-w", "/proc/self/fd/7", "cat", "canary"])
+        .inherit_fd(dir, 7)
+        .output();
+    assert!(
+        !out.stdout.contains(&secret),
+        "the command read a host file through an inherited fd\n{out}"
+    );
+    assert_ne!(
+        out.code, 0,
+        "the run must fail: the working directory cannot be reached\n{out}"
+    );
+}

@@ -105,3 +105,27 @@ pub fn load_seccomp_filter(program: &[seccompiler::sock_filter]) -> nix::Result<
     };
     nix::errno::Errno::result(result).map(drop)
 }
+
+/// Closes every file descriptor above stderr except those in `keep` (see
+/// close_range(2)). The container's first process does this before anything else:
+/// a descriptor it inherited could lead back to the host (`-w /proc/self/fd/N`).
+pub fn close_fds_except(keep: &[std::os::fd::RawFd]) -> nix::Result<()> {
+    let mut kept: Vec<u32> = keep
+        .iter()
+        .filter(|fd| **fd > 2)
+        .map(|fd| *fd as u32)
+        .collect();
+    kept.sort_unstable();
+    let mut first = 3u32;
+    for fd in kept.into_iter().chain([u32::MAX]) {
+        if first < fd {
+            // SAFETY: close_range only closes descriptors in [first, fd - 1]; none of
+            // them is owned by a Rust object this process still uses (the kept
+            // ones are skipped), and it takes no pointers.
+            let result = unsafe { libc::syscall(libc::SYS_close_range, first, fd - 1, 0) };
+            nix::errno::Errno::result(result)?;
+        }
+        first = fd.saturating_add(1);
+    }
+    Ok(())
+}

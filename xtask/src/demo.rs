@@ -151,16 +151,7 @@ impl Demo {
                 command.arg(format!("--preserve-env={key}"));
             }
         }
-        let quoted: Vec<String> = args
-            .iter()
-            .map(|a| {
-                if a.contains([' ', '$', '"', ';']) {
-                    format!("'{a}'")
-                } else {
-                    a.to_string()
-                }
-            })
-            .collect();
+        let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
         let shown = format!(
             "ferry run --rootfs {} {}",
             short(&self.rootfs),
@@ -170,6 +161,19 @@ impl Demo {
         let status = command.status().context("failed to start the engine")?;
         println!("(exit code {})", status.code().unwrap_or(-1));
         Ok(())
+    }
+}
+
+/// `arg` as a shell would need it to be typed (single quotes when needed).
+fn shell_quote(arg: &str) -> String {
+    if !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@".contains(c))
+    {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
     }
 }
 

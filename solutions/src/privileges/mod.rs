@@ -28,7 +28,9 @@ pub struct Security {
     pub no_new_privileges: bool,
     /// `None`: `seccomp=unconfined` (or `--privileged`).
     pub seccomp: Option<Profile>,
-    /// `--privileged` leaves /proc and /sys unmasked and writable.
+    /// `--privileged`: /proc and /sys unmasked and /proc/sys writable (with every
+    /// capability and no seccomp filter, decided in `config`). Unlike docker's, it
+    /// keeps /sys read-only, devices sealed and no_new_privs on.
     pub privileged: bool,
     /// `--read-only`: the root filesystem cannot be written.
     pub read_only: bool,

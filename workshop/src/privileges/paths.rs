@@ -64,10 +64,34 @@ pub fn make_readonly(paths: &[&str]) -> Result<(), PrivilegeError> {
     // END SOLUTION
 }
 
+/// The per-mount flags `path`'s mount has now (see statvfs(3)). A remount replaces
+/// them all, so keep what was there (a rootfs on a `nosuid,noexec` mount stays so).
+pub fn current_flags(path: &Path) -> MsFlags {
+    use nix::sys::statvfs::{statvfs, FsFlags};
+    let Ok(stat) = statvfs(path) else {
+        return MsFlags::empty();
+    };
+    let kept = [
+        (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ];
+    kept.iter()
+        .filter(|(stat_flag, _)| stat.flags().contains(*stat_flag))
+        .fold(MsFlags::empty(), |flags, (_, mount_flag)| {
+            flags | *mount_flag
+        })
+}
+
 /// Makes device nodes the container creates useless, keeping the default ones:
 /// bind-mount each node of [`DEVICES`] onto itself (its own mount, without
 /// `nodev`), then remount /dev (a tmpfs) and `/` (the rootfs bind mount) with
-/// `MS_NODEV` — `/` also `MS_RDONLY` with `--read-only`.
+/// `MS_NODEV` — `/` also `MS_RDONLY` with `--read-only`, and with the flags it has
+/// already ([`current_flags`]), since a remount replaces them all.
 pub fn seal_devices(read_only_root: bool) -> Result<(), PrivilegeError> {
     // BEGIN SOLUTION ch04 "seal devices: bind the default nodes, remount /dev and / nodev"
     todo!("chapter 4 (privileges): seal devices: bind the default nodes, remount /dev and / nodev — see chapters/04-privileges.md")

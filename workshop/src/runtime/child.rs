@@ -40,6 +40,8 @@ pub enum ChildError {
     Privilege(#[from] PrivilegeError),
     #[error("failed to restore the signal mask")]
     SignalMask(#[source] nix::Error),
+    #[error("the working directory {dir} leads outside the container's root")]
+    WorkdirOutside { dir: std::path::PathBuf },
     #[error("failed to fork the command under --init")]
     Fork(#[source] nix::Error),
 }
@@ -73,6 +75,10 @@ pub fn main(
     parent_fds: [RawFd; 2],
 ) -> isize {
     ChildEnds::close_parent_copies(parent_fds);
+    // Nothing the caller left open may reach the container (CVE-2024-21626).
+    if sys::close_fds_except(&ends.raw_fds()).is_err() {
+        return EXIT_ENGINE_FAILED as isize;
+    }
     match ends.wait_for_release() {
         Ok(true) => {}
         // The parent is gone (or failed before releasing us): nobody to run for.
@@ -128,6 +134,11 @@ fn setup_and_exec(
         }
     }
     enter_workdir(root.path(), &config.workdir)?;
+    if root == RootView::Isolated && !cwd_is_inside() {
+        return Err(ChildError::WorkdirOutside {
+            dir: config.workdir.clone(),
+        });
+    }
     let mut env = config.env.clone();
     // Hardening mounts over /proc, /sys and /: only in a root of the container's own.
     if root == RootView::Isolated {
@@ -170,6 +181,12 @@ fn start_init(blocked: &BlockedSignals, ends: &mut ChildEnds) -> Result<(), Chil
             std::process::exit(code)
         }
     }
+}
+
+/// Whether the current directory is under the process's root: getcwd(3) says
+/// "(unreachable)" (or fails) for a directory outside it.
+fn cwd_is_inside() -> bool {
+    std::env::current_dir().is_ok_and(|dir| dir.is_absolute() && !dir.starts_with("(unreachable)"))
 }
 
 /// Changes into the working directory, creating it when missing (as docker does).

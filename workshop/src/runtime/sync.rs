@@ -82,6 +82,13 @@ impl ParentEnds {
 }
 
 impl ChildEnds {
+    /// The raw fds of the child's ends, which it keeps open until exec.
+    pub fn raw_fds(&self) -> Vec<RawFd> {
+        let mut fds = vec![self.release.as_raw_fd()];
+        fds.extend(self.report.as_ref().map(|report| report.as_raw_fd()));
+        fds
+    }
+
     /// Closes the child's copies of the parent's ends: otherwise the child itself
     /// would keep the release pipe open and never see the parent die.
     pub fn close_parent_copies(fds: [RawFd; 2]) {

@@ -44,14 +44,16 @@ pub enum SeccompError {
 /// The rules of one filter: syscall number → conditions (empty: always).
 type SyscallRules = BTreeMap<i64, Vec<SeccompRule>>;
 
-/// Docker's name for this machine's architecture (`SCMP_ARCH_X86_64`, ...).
-pub fn docker_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "SCMP_ARCH_X86_64",
-        "aarch64" => "SCMP_ARCH_AARCH64",
-        "riscv64" => "SCMP_ARCH_RISCV64",
-        other => other,
-    }
+/// Whether a profile's architecture name (`amd64`, `SCMP_ARCH_X86_64`, `arm64`,
+/// ...: Docker's profiles use both spellings) names this machine's architecture.
+pub fn is_this_arch(name: &str) -> bool {
+    let names: &[&str] = match std::env::consts::ARCH {
+        "x86_64" => &["amd64", "x86_64", "SCMP_ARCH_X86_64"],
+        "aarch64" => &["arm64", "aarch64", "SCMP_ARCH_AARCH64"],
+        "riscv64" => &["riscv64", "SCMP_ARCH_RISCV64"],
+        _ => &[],
+    };
+    names.contains(&name)
 }
 
 /// Reads a profile in Docker's JSON format.
@@ -116,10 +118,42 @@ fn build(
     filter.try_into().map_err(SeccompError::Compile)
 }
 
+/// On x86_64, the x32 ABI reaches the same kernel with syscall numbers that have
+/// bit 30 set; seccompiler's filters match exact numbers only, so one more small
+/// filter answers EPERM to any such call (libseccomp, runc's, does the same).
+fn x32_guard() -> Option<BpfProgram> {
+    if !cfg!(target_arch = "x86_64") {
+        return None;
+    }
+    let statement = |code: u32, k: u32| seccompiler::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let load_nr = statement(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0);
+    let is_x32 = seccompiler::sock_filter {
+        code: (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16,
+        jt: 0,
+        jf: 1,
+        k: 0x4000_0000,
+    };
+    let deny = statement(
+        libc::BPF_RET | libc::BPF_K,
+        libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+    );
+    let allow = statement(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW);
+    Some(vec![load_nr, is_x32, deny, allow])
+}
+
 /// Loads the filters into the calling process (see seccomp(2)); they stay for it
 /// and every process it execs or forks. Needs no_new_privs or CAP_SYS_ADMIN.
 pub fn load(programs: &[BpfProgram]) -> Result<(), SeccompError> {
-    for program in programs {
+    if programs.is_empty() {
+        return Ok(());
+    }
+    let guard = x32_guard();
+    for program in guard.iter().chain(programs) {
         crate::sys::load_seccomp_filter(program).map_err(SeccompError::Load)?;
     }
     Ok(())

@@ -96,8 +96,7 @@ impl Rule {
     /// Whether the rule applies to a container holding `caps` (names like `CAP_CHOWN`)
     /// on this machine's architecture.
     pub fn applies(&self, caps: &HashSet<String>) -> bool {
-        let arch = crate::seccomp::docker_arch();
-        let arch_ok = |arches: &[String]| arches.iter().any(|a| a == arch);
+        let arch_ok = |arches: &[String]| arches.iter().any(|a| crate::seccomp::is_this_arch(a));
         self.includes.caps.iter().all(|cap| caps.contains(cap))
             && (self.includes.arches.is_empty() || arch_ok(&self.includes.arches))
             && !self.excludes.caps.iter().any(|cap| caps.contains(cap))
