@@ -31,7 +31,10 @@ const COPIED: &[&str] = &[
 pub fn run(manifest: &Manifest, full: bool) -> Result<()> {
     let root = project_root();
     let scratch = root.join("target/ladder/workspace");
-    let target = root.join("target/ladder/target");
+    // The project's own target dir: the dependencies are built once for both. (The
+    // scratch's `myferry` is another package to cargo: it never mixes with yours,
+    // though target/debug/myferry is relinked when you next build your own.)
+    let target = root.join("target");
     prepare_scratch(&root, &scratch)?;
     let tree = generate(manifest)?;
     let chapters: Vec<&Chapter> = manifest.chapters.iter().filter(|c| c.has_tests()).collect();
@@ -47,8 +50,9 @@ pub fn run(manifest: &Manifest, full: bool) -> Result<()> {
             skipped.join(", ")
         );
     }
+    let own_width = if full { 6 + 6 * chapters.len() } else { 14 };
     println!(
-        "{:<4} {:<28} {:<22} {:<26} {:>6}",
+        "{:<4} {:<22} {:<own_width$} {:<22} {:>6}",
         "N", "filled", "own tests", "next chapter's tests", "time"
     );
     let mut failures = Vec::new();
@@ -102,7 +106,7 @@ pub fn run(manifest: &Manifest, full: bool) -> Result<()> {
             format!("0..={} ({})", c.number, c.topic)
         });
         println!(
-            "{:<4} {:<28} {:<22} {:<26} {:>5.0}s",
+            "{:<4} {:<22} {:<own_width$} {:<22} {:>5.0}s",
             step,
             filled,
             own,

@@ -1,0 +1,196 @@
+//! The test host: one test's world (temp dir, fixture rootfs, state root) and the
+//! mount namespace the engine runs in, whose `/` is shared as on a systemd laptop.
+//! On drop it checks that no mount, cgroup or container state was left behind.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use super::invocation::Invocation;
+use super::{cgroups, fixture, token};
+
+/// One test's world: temp dir, fixture rootfs, state root, and a mount namespace.
+pub struct TestHost {
+    pub dir: PathBuf,
+    pub rootfs: PathBuf,
+    pub state: PathBuf,
+    /// `--cgroup-parent` of every container the test runs: `/ferry-test-TOKEN`.
+    pub cgroup_parent: String,
+    holder: Child,
+    /// The holder's mount namespace, which every invocation enters with setns(2).
+    pub(super) mount_ns: File,
+    mounts_before: Vec<String>,
+}
+
+impl TestHost {
+    /// Sets up a fresh test host; fails at once (with what to do) without root or busybox.
+    pub fn new() -> TestHost {
+        require_root();
+        let name = format!("ferry-test-{}", token());
+        let dir = PathBuf::from(format!("/tmp/{name}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let rootfs = dir.join("rootfs");
+        fixture::build_rootfs(&rootfs);
+        let state = dir.join("state");
+        let holder = spawn_namespace_holder();
+        let mount_ns = File::open(format!("/proc/{}/ns/mnt", holder.id())).unwrap();
+        let mut host = TestHost {
+            dir,
+            rootfs,
+            state,
+            cgroup_parent: format!("/{name}"),
+            holder,
+            mount_ns,
+            mounts_before: Vec::new(),
+        };
+        host.mounts_before = host.mounts();
+        host
+    }
+
+    /// The mounts of the test host's namespace, as "mount point fstype" lines.
+    pub fn mounts(&self) -> Vec<String> {
+        let text =
+            std::fs::read_to_string(format!("/proc/{}/mountinfo", self.holder.id())).unwrap();
+        let mut mounts: Vec<String> = text
+            .lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split(' ').collect();
+                let dash = fields.iter().position(|f| *f == "-")?;
+                Some(format!("{} {}", fields.get(4)?, fields.get(dash + 1)?))
+            })
+            .collect();
+        mounts.sort();
+        mounts
+    }
+
+    /// Mounts that appeared in the test host since it was set up.
+    pub fn leaked_mounts(&self) -> Vec<String> {
+        self.mounts()
+            .into_iter()
+            .filter(|m| !self.mounts_before.contains(m))
+            .collect()
+    }
+
+    /// `ENGINE --root STATE ARGS...`, ready to run inside the test host.
+    pub fn engine(&self, args: &[&str]) -> Invocation<'_> {
+        let mut all: Vec<OsString> = vec!["--root".into(), self.state.clone().into()];
+        all.extend(args.iter().map(OsString::from));
+        Invocation::new(self, all)
+    }
+
+    /// `ENGINE run --rootfs ROOTFS --cgroup-parent PARENT [options and command]`.
+    pub fn run(&self, args: &[&str]) -> Invocation<'_> {
+        let rootfs = self.rootfs.to_str().unwrap();
+        let mut all = vec![
+            "run",
+            "--rootfs",
+            rootfs,
+            "--cgroup-parent",
+            &self.cgroup_parent,
+        ];
+        all.extend_from_slice(args);
+        self.engine(&all)
+    }
+
+    /// Writes a file with `contents` in the test's temp dir, outside the rootfs.
+    pub fn canary(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.dir.join(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    /// Containers whose state directory exists under the state root.
+    pub fn container_dirs(&self) -> Vec<String> {
+        match std::fs::read_dir(self.state.join("containers")) {
+            Ok(entries) => entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        let leaked = self.leaked_mounts();
+        let leftover = self.container_dirs();
+        let cgroups = cgroups::remove_parent(&self.cgroup_parent);
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if std::thread::panicking() {
+            return;
+        }
+        assert!(
+            leaked.is_empty(),
+            "mounts leaked out of the container into the test host (a laptop's host, where / is shared): {leaked:#?}\n\
+             make every mount private (MS_REC | MS_PRIVATE on /) before mounting anything (chapter 1)"
+        );
+        assert!(
+            cgroups.is_empty(),
+            "cgroups were left behind after the containers ended: {cgroups:#?}\n\
+             remove the container's cgroup on every path (chapter 3)"
+        );
+        assert!(
+            leftover.is_empty(),
+            "the state root still holds {leftover:?} after the container ended: remove the container's directory on every path"
+        );
+    }
+}
+
+/// The tests need root: fail at once, saying how to get it, never skip silently.
+fn require_root() {
+    if nix::unistd::geteuid().is_root() {
+        return;
+    }
+    panic!(
+        "these tests run containers and need root, and this process is not root.\n\
+         run them through cargo as yourself: its runner (scripts/cargo-runner) escalates with sudo:\n    \
+         cargo test -p myferry --test ch00_process    (or: cargo xtask check 0)\n\
+         without sudo, install it (apt-get install sudo, as root) or work as root in a VM.\n\
+         avoid `sudo cargo test`: it leaves root-owned files in target/ (see chapters/setup.md)"
+    );
+}
+
+/// A `sleep` in a new mount namespace whose `/` is private to it (cut off from the
+/// real host) and then shared again, as a systemd laptop's `/` is.
+fn spawn_namespace_holder() -> Child {
+    let mut command = Command::new("sleep");
+    command
+        .arg("3600")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    // SAFETY: only system calls between fork and exec (unshare, mount), no allocation:
+    // the path and flags are prepared before the fork.
+    unsafe {
+        command.pre_exec(|| {
+            let root = c"/".as_ptr();
+            // The holder dies with the test's thread, even if the test panics.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if libc::unshare(libc::CLONE_NEWNS) != 0
+                || libc::mount(
+                    std::ptr::null(),
+                    root,
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) != 0
+                || libc::mount(
+                    std::ptr::null(),
+                    root,
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_SHARED,
+                    std::ptr::null(),
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    command
+        .spawn()
+        .expect("failed to create the test host's mount namespace")
+}
