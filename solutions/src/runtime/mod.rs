@@ -155,7 +155,18 @@ pub fn run(config: &ContainerConfig) -> Result<i32, RunError> {
     }
     // Parent-side setup for the network (chapter 10) goes here.
 
-    parent_ends.release().map_err(RunError::Sync)?;
+    if let Err(error) = parent_ends.release() {
+        // The child is gone before it was released (killed from outside, say).
+        return Err(match child.reap() {
+            Some(exit_code) => RunError::Child {
+                exit_code,
+                message: format!(
+                    "the container's process ended before it was started (exit code {exit_code})"
+                ),
+            },
+            None => RunError::Sync(error),
+        });
+    }
     if let Some(failure) = parent_ends.wait_for_exec().map_err(RunError::Sync)? {
         child.reap();
         return Err(RunError::Child {
@@ -202,10 +213,10 @@ fn report_oom_kills(cgroup: &ContainerCgroup, config: &ContainerConfig) {
 struct ChildGuard(Option<Pid>);
 
 impl ChildGuard {
-    fn reap(mut self) {
-        if let Some(pid) = self.0.take() {
-            let _ = waitpid(pid, None);
-        }
+    /// Waits for the child to end; its exit code as `run` would report it.
+    fn reap(mut self) -> Option<i32> {
+        let pid = self.0.take()?;
+        waitpid(pid, None).ok().map(process::exit_code)
     }
 
     fn disarm(mut self) {
