@@ -274,6 +274,38 @@ mod tests {
         }
     }
 
+    /// A tidy check (rust-analyzer style): every region's title, which the student
+    /// reads in the stub, is named on its chapter's page, so book and code agree.
+    #[test]
+    fn every_stub_is_named_on_its_chapter_page() {
+        let manifest = Manifest::load().unwrap();
+        let solutions = project_root().join("solutions");
+        let mut missing = Vec::new();
+        for relative in source_files(&solutions).unwrap() {
+            let text = std::fs::read_to_string(solutions.join(&relative)).unwrap();
+            for piece in regions::parse(&relative.display().to_string(), &text).unwrap() {
+                let Piece::Region(region) = piece else {
+                    continue;
+                };
+                let slug = manifest.slug(region.chapter).unwrap();
+                let page = project_root().join("chapters").join(format!("{slug}.md"));
+                let page_text = std::fs::read_to_string(&page).unwrap_or_default();
+                if !page_text.contains(&region.title) {
+                    missing.push(format!(
+                        "{slug}.md lacks \"{}\" ({})",
+                        region.title,
+                        relative.display()
+                    ));
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "stubs the book does not name:\n{}",
+            missing.join("\n")
+        );
+    }
+
     #[test]
     fn rename_touches_only_the_crate_path() {
         assert_eq!(
