@@ -42,6 +42,10 @@ pub fn run(manifest: &Manifest) -> Result<()> {
     step("workshop is fresh", &mut || {
         workshop::ensure(&workshop::generate(manifest)?, true)
     })?;
+    step(
+        "aarch64 type-check (students' ARM laptops)",
+        &mut check_aarch64,
+    )?;
     let host = HostState::capture();
     step("unit tests (xtask, probe, engine)", &mut || {
         util::run(util::cargo().args([
@@ -78,4 +82,37 @@ pub fn run(manifest: &Manifest) -> Result<()> {
         println!("  {seconds:>6.1} s  {name}");
     }
     Ok(())
+}
+
+/// Type-checks the engines and the probe for aarch64 when that target's standard
+/// library is installed (`rustup target add aarch64-unknown-linux-gnu`); says so
+/// and moves on when it is not. Syscall tables and inline asm differ per arch.
+fn check_aarch64() -> Result<()> {
+    const TARGET: &str = "aarch64-unknown-linux-gnu";
+    let installed = std::process::Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| l == TARGET)
+        })
+        .unwrap_or(false);
+    if !installed {
+        println!("skipped: the {TARGET} target is not installed (rustup target add {TARGET})");
+        return Ok(());
+    }
+    util::run(util::cargo().args([
+        "check",
+        "--quiet",
+        "-p",
+        "ferry",
+        "-p",
+        "myferry",
+        "-p",
+        "ferry-probe",
+        "--all-targets",
+        "--target",
+        TARGET,
+    ]))
 }
