@@ -4,7 +4,8 @@
 use super::TestHost;
 
 /// insta settings with the project's shared filters: the test's temp dir is `[ROOT]`,
-/// the engine's name `[BIN]`, container ids `[ID]`, the given tokens `[TOKEN]`.
+/// the engine's name `[BIN]`, container ids `[ID]`, the given tokens `[TOKEN]`,
+/// process ids after "pid" `[PID]`, timestamps `[TIME]`.
 pub fn snapshot_settings(host: &TestHost, tokens: &[&str]) -> insta::Settings {
     let mut settings = insta::Settings::clone_current();
     settings.set_prepend_module_to_snapshot(false);
@@ -17,6 +18,11 @@ pub fn snapshot_settings(host: &TestHost, tokens: &[&str]) -> insta::Settings {
     settings.add_filter(r"\b[0-9a-f]{12}\b", "[ID]");
     settings.add_filter(r"\bmyferry\b", "[BIN]");
     settings.add_filter(r"\bferry\b", "[BIN]");
+    settings.add_filter(r"\b(pid|PID) \d+", "$1 [PID]");
+    settings.add_filter(
+        r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?",
+        "[TIME]",
+    );
     settings
 }
 
