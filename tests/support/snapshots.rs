@@ -18,7 +18,7 @@ pub fn snapshot_settings(host: &TestHost, tokens: &[&str]) -> insta::Settings {
     settings.add_filter(r"\b[0-9a-f]{12}\b", "[ID]");
     settings.add_filter(r"\bmyferry\b", "[BIN]");
     settings.add_filter(r"\bferry\b", "[BIN]");
-    settings.add_filter(r"\b(pid|PID) \d+", "$1 [PID]");
+    settings.add_filter(r"\bpid \d{2,}", "pid [PID]");
     settings.add_filter(
         r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?",
         "[TIME]",
