@@ -115,3 +115,25 @@ pub fn ensure_packages(packages: &[(&str, &str)]) -> Result<()> {
         std::thread::sleep(Duration::from_secs(10));
     }
 }
+
+/// rustfmt and clippy, which the suite (and the workshop generator) use: a minimal
+/// rustup profile lacks them, so add them when `cargo fmt`/`cargo clippy` are missing.
+pub fn ensure_rust_components() -> Result<()> {
+    let missing: Vec<&str> = [("fmt", "rustfmt"), ("clippy", "clippy")]
+        .into_iter()
+        .filter(|(subcommand, _)| {
+            !cargo()
+                .args([*subcommand, "--version"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .map(|(_, component)| component)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    println!("installing the rustup components {}", missing.join(", "));
+    run(Command::new("rustup")
+        .args(["component", "add"])
+        .args(&missing))
+}
