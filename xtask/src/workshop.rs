@@ -306,6 +306,44 @@ mod tests {
         );
     }
 
+    /// DESIGN's "done" list as a tidy check: a chapter with tests also has its
+    /// page, its deck, its regions, and a [[test]] target in both packages.
+    #[test]
+    fn every_chapter_with_tests_has_its_page_deck_regions_and_targets() {
+        let manifest = Manifest::load().unwrap();
+        let root = project_root();
+        let solutions = std::fs::read_to_string(root.join("solutions/Cargo.toml")).unwrap();
+        let workshop = std::fs::read_to_string(root.join("workshop/Cargo.toml")).unwrap();
+        let code: String = source_files(&root.join("solutions/src"))
+            .unwrap()
+            .iter()
+            .map(|f| std::fs::read_to_string(root.join("solutions/src").join(f)).unwrap())
+            .collect();
+        for chapter in manifest.chapters.iter().filter(|c| c.has_tests()) {
+            let slug = &chapter.slug;
+            assert!(
+                root.join(format!("chapters/{slug}.md")).exists(),
+                "chapters/{slug}.md is missing"
+            );
+            assert!(
+                root.join(format!("slides/{slug}.md")).exists(),
+                "slides/{slug}.md is missing"
+            );
+            let marker = format!("BEGIN SOLUTION ch{:02} ", chapter.number);
+            assert!(
+                code.contains(&marker),
+                "chapter {} has no solution regions",
+                chapter.number
+            );
+            let target = format!("name = \"{}\"", chapter.test);
+            assert!(
+                solutions.contains(&target) && workshop.contains(&target),
+                "{} is not a [[test]] of both packages",
+                chapter.test
+            );
+        }
+    }
+
     #[test]
     fn rename_touches_only_the_crate_path() {
         assert_eq!(
