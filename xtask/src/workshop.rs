@@ -325,9 +325,20 @@ mod tests {
                 root.join(format!("chapters/{slug}.md")).exists(),
                 "chapters/{slug}.md is missing"
             );
+            let deck = std::fs::read_to_string(root.join(format!("slides/{slug}.md")))
+                .unwrap_or_else(|_| panic!("slides/{slug}.md is missing"));
+            // Presenter notes start with the slide's minutes ("2 min: ..."); a deck
+            // is presented in 15 to 20 minutes.
+            let minutes: u32 = deck
+                .lines()
+                .filter_map(|line| {
+                    line.split_once(" min: ")
+                        .and_then(|(n, _)| n.trim().parse::<u32>().ok())
+                })
+                .sum();
             assert!(
-                root.join(format!("slides/{slug}.md")).exists(),
-                "slides/{slug}.md is missing"
+                (15..=20).contains(&minutes),
+                "slides/{slug}.md takes {minutes} minutes, not 15 to 20"
             );
             let marker = format!("BEGIN SOLUTION ch{:02} ", chapter.number);
             assert!(
