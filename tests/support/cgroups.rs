@@ -5,20 +5,12 @@ use std::path::PathBuf;
 
 /// Mount points of every cgroup hierarchy (v1 and v2), from /proc/self/mountinfo.
 pub fn hierarchies() -> Vec<PathBuf> {
-    let mut mounts = Vec::new();
-    for line in std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-    {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let Some(dash) = fields.iter().position(|f| *f == "-") else {
-            continue;
-        };
-        if matches!(fields.get(dash + 1), Some(&"cgroup") | Some(&"cgroup2")) {
-            mounts.push(PathBuf::from(fields[4]));
-        }
-    }
-    mounts
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    super::mountinfo::mount_table(&text)
+        .into_iter()
+        .filter(|(_, fstype)| fstype == "cgroup" || fstype == "cgroup2")
+        .map(|(point, _)| PathBuf::from(point))
+        .collect()
 }
 
 /// The directories of `parent` (e.g. /ferry-test-x) that exist, in every hierarchy.

@@ -53,13 +53,9 @@ impl TestHost {
     pub fn mounts(&self) -> Vec<String> {
         let text =
             std::fs::read_to_string(format!("/proc/{}/mountinfo", self.holder.id())).unwrap();
-        let mut mounts: Vec<String> = text
-            .lines()
-            .filter_map(|line| {
-                let fields: Vec<&str> = line.split(' ').collect();
-                let dash = fields.iter().position(|f| *f == "-")?;
-                Some(format!("{} {}", fields.get(4)?, fields.get(dash + 1)?))
-            })
+        let mut mounts: Vec<String> = super::mountinfo::mount_table(&text)
+            .into_iter()
+            .map(|(point, fstype)| format!("{point} {fstype}"))
             .collect();
         mounts.sort();
         mounts

@@ -10,6 +10,7 @@ pub mod cgroups;
 mod fixture;
 mod host;
 mod invocation;
+mod mountinfo;
 mod output;
 mod probe;
 mod processes;

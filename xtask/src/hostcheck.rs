@@ -54,14 +54,10 @@ impl HostState {
 
 /// "mount point fstype" for every mount of this process's namespace.
 fn mounts() -> BTreeSet<String> {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split(' ').collect();
-            let dash = fields.iter().position(|f| *f == "-")?;
-            Some(format!("{} {}", fields.get(4)?, fields.get(dash + 1)?))
-        })
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    crate::doctor::cgroups::parse_mountinfo(&text)
+        .into_iter()
+        .map(|mount| format!("{} {}", mount.mount_point, mount.fstype))
         .collect()
 }
 

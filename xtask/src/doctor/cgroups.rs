@@ -5,18 +5,18 @@ use super::facts::read;
 
 /// One line of /proc/self/mountinfo, the fields the doctor uses.
 #[derive(Debug)]
-pub(super) struct Mount {
-    mount_point: String,
+pub(crate) struct Mount {
+    pub(crate) mount_point: String,
     /// Propagation: `shared:N`, `master:N`, `unbindable`; none means private.
     optional: Vec<String>,
-    fstype: String,
+    pub(crate) fstype: String,
     /// The filesystem's own options; for cgroup v1, its controllers.
     super_options: String,
 }
 
 /// Parses /proc/self/mountinfo: `ID PARENT MAJ:MIN ROOT MOUNT_POINT OPTIONS [OPTIONAL...]
 /// - FSTYPE SOURCE SUPER_OPTIONS` (see proc_pid_mountinfo(5)). Bad lines are skipped.
-pub(super) fn parse_mountinfo(text: &str) -> Vec<Mount> {
+pub(crate) fn parse_mountinfo(text: &str) -> Vec<Mount> {
     text.lines().filter_map(parse_mount).collect()
 }
 

@@ -13,7 +13,7 @@
 //! The modules follow those steps: `facts` (with `environment`, `cgroups` and `elf`)
 //! gathers, `checks` judges, `chapters` holds the chapter table, and `report` prints.
 
-mod cgroups;
+pub(crate) mod cgroups;
 mod chapters;
 mod checks;
 mod elf;
