@@ -167,9 +167,11 @@ fn old_root_is_detached_and_removed() {
     let host = TestHost::new();
     let report = probe_report(&host, &[], &["report"]);
     // The container's own kernel filesystems (and what later chapters mount under
-    // them) are fine; anything else came from the host.
+    // them) and the engine's files bound over the image's (chapter 2's
+    // /etc/hostname) are fine; anything else came from the host.
     let own = |target: &str| {
         target == "/"
+            || target == "/etc/hostname"
             || ["/proc", "/dev", "/sys"]
                 .iter()
                 .any(|p| target == *p || target.starts_with(&format!("{p}/")))
@@ -248,4 +250,101 @@ fn command_missing_from_the_rootfs_exits_127_even_if_the_host_has_it() {
     out.assert_code(127).assert_stderr_contains("\"ls\"");
     let out = host.run(&["/usr/bin/env"]).output();
     out.assert_code(127).assert_stderr_contains("/usr/bin/env");
+}
+
+// The image is the attacker: a rootfs is somebody else's directory, and the engine
+// must neither follow it out of itself nor write into it.
+
+#[test]
+fn symlinked_mount_targets_are_refused() {
+    // Each link aims at a directory in the test's own temp dir (or inside the
+    // rootfs): harmless if the engine followed it, since it would mount only in the
+    // container's mount namespace.
+    let cases: &[(&str, &str)] = &[("proc", "ABSOLUTE"), ("sys", "tmp"), ("dev", "etc/../tmp")];
+    for (name, target) in cases {
+        let host = TestHost::new();
+        let outside = host.dir.join(format!("outside-{}", token()));
+        std::fs::create_dir(&outside).unwrap();
+        let target = match *target {
+            "ABSOLUTE" => outside.to_str().unwrap().to_string(),
+            relative => relative.to_string(),
+        };
+        let link = host.rootfs.join(name);
+        std::fs::remove_dir(&link).unwrap();
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let out = host.run(&["true"]).output();
+        out.assert_code(125).assert_stderr_contains(&format!(
+            "/{name} in the container's root is a symlink to {target}"
+        ));
+        assert_eq!(
+            std::fs::read_dir(&outside).unwrap().count(),
+            0,
+            "the engine wrote where /{name} pointed\n{out}"
+        );
+    }
+}
+
+#[test]
+fn a_mount_target_that_is_not_a_directory_is_refused() {
+    let host = TestHost::new();
+    std::fs::remove_dir(host.rootfs.join("sys")).unwrap();
+    std::fs::write(host.rootfs.join("sys"), "not a directory").unwrap();
+    let out = host.run(&["true"]).output();
+    out.assert_code(125)
+        .assert_stderr_contains("/sys in the container's root is a regular file, not a directory");
+}
+
+#[test]
+fn the_rootfs_is_not_changed_by_any_run() {
+    let host = TestHost::new();
+    let before = support::fixture::tree_listing(&host.rootfs);
+    let workdir = format!("/missing-{}", token());
+    for options in [
+        &[][..],
+        &["--read-only"][..],
+        &["--no-pivot"][..],
+        &["--init"][..],
+        &["--hostname", "changed"][..],
+        &["-w", &workdir][..],
+    ] {
+        let mut args = options.to_vec();
+        args.extend(["sh", "-c", "cat /etc/hostname /etc/passwd > /dev/null"]);
+        let out = host.run(&args).output();
+        let after = support::fixture::tree_listing(&host.rootfs);
+        let changed: Vec<&String> = after.iter().filter(|line| !before.contains(line)).collect();
+        let gone: Vec<&String> = before.iter().filter(|line| !after.contains(line)).collect();
+        assert!(
+            changed.is_empty() && gone.is_empty(),
+            "a run with {options:?} changed the rootfs: new or changed {changed:#?}, gone {gone:#?}\n{out}"
+        );
+    }
+}
+
+#[test]
+fn a_read_only_rootfs_runs() {
+    let mut host = TestHost::new();
+    host.make_rootfs_read_only();
+    let out = host
+        .run(&["sh", "-c", "cat /etc/passwd > /dev/null && echo ran"])
+        .output();
+    out.assert_success().assert_stdout_contains("ran");
+    let out = host.run(&["--no-pivot", "true"]).output();
+    out.assert_success();
+}
+
+#[test]
+fn no_pivot_double_chroot_breakout_fails() {
+    let host = TestHost::new();
+    let secret = token();
+    let canary = host.canary("canary", &secret);
+    let result = probe_report(
+        &host,
+        &["--no-pivot"],
+        &["escape-chroot", canary.to_str().unwrap()],
+    );
+    assert_eq!(
+        result["escaped"], false,
+        "the probe climbed out of a --no-pivot root: {result}"
+    );
+    assert!(!result.to_string().contains(&secret), "{result}");
 }

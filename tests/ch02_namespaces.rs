@@ -208,3 +208,73 @@ fn init_reaps_orphans() {
     let out = host.run(&["--init", "sh", "-c", "exit 7"]).output();
     out.assert_code(7);
 }
+
+// The image is the attacker: /etc/hostname belongs to the image, and PID 1 under
+// --init must not hand the container anything of ferry's caller.
+
+#[test]
+fn etc_hostname_is_the_engines_file_bound_over_the_images() {
+    let host = TestHost::new();
+    let image_file = host.rootfs.join("etc/hostname");
+    let before = std::fs::read(&image_file).unwrap();
+    let name = format!("h-{}", token());
+    let out = host
+        .run(&["--hostname", &name, "sh", "-c", "cat /etc/hostname"])
+        .output();
+    out.assert_success();
+    assert_eq!(out.stdout.trim(), name, "{out}");
+    assert_eq!(
+        std::fs::read(&image_file).unwrap(),
+        before,
+        "the engine wrote the image's /etc/hostname: bind a file of its own over it"
+    );
+}
+
+#[test]
+fn a_symlinked_etc_hostname_is_refused() {
+    let host = TestHost::new();
+    // kernel.domainname is per UTS namespace: harmless if the engine wrote through
+    // the link.
+    let hostname = host.rootfs.join("etc/hostname");
+    std::fs::remove_file(&hostname).unwrap();
+    std::os::unix::fs::symlink("/proc/sys/kernel/domainname", &hostname).unwrap();
+    let out = host.run(&["true"]).output();
+    out.assert_code(125).assert_stderr_contains(
+        "/etc/hostname in the container's root is a symlink to /proc/sys/kernel/domainname",
+    );
+}
+
+#[test]
+fn a_fifo_at_etc_hostname_does_not_hang_the_engine() {
+    let host = TestHost::new();
+    let hostname = host.rootfs.join("etc/hostname");
+    std::fs::remove_file(&hostname).unwrap();
+    nix::unistd::mkfifo(&hostname, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let out = host
+        .run(&["true"])
+        .timeout(std::time::Duration::from_secs(10))
+        .output();
+    out.assert_code(125)
+        .assert_stderr_contains("/etc/hostname in the container's root is a FIFO");
+}
+
+#[test]
+fn init_hides_the_callers_environment_and_command_line() {
+    let host = TestHost::new();
+    let secret = format!("secret-{}", token());
+    let script = "cat /proc/1/environ; echo; cat /proc/1/cmdline; echo; echo done";
+    let out = host
+        .run(&["--init", "sh", "-c", script])
+        .env("FERRY_TEST_SECRET", &secret)
+        .output();
+    out.assert_success().assert_stdout_contains("done");
+    assert!(
+        !out.stdout.contains(&secret),
+        "PID 1 showed the caller's environment to the container\n{out}"
+    );
+    let host_dir = host.dir.to_str().unwrap();
+    assert!(
+        !out.stdout.contains(host_dir),
+        "PID 1's command line showed the host's paths to the container\n{out}"
+    );
+}

@@ -395,3 +395,42 @@ fn an_inherited_directory_is_no_way_out() {
         "the run must fail: the working directory cannot be reached\n{out}"
     );
 }
+
+// The image is the attacker: the files ferry reads from it, and PID 1's memory.
+
+#[test]
+fn passwd_and_group_that_are_not_regular_files_are_refused() {
+    for (file, kind) in [("passwd", "character device"), ("group", "FIFO")] {
+        let host = TestHost::new();
+        let path = host.rootfs.join("etc").join(file);
+        std::fs::remove_file(&path).unwrap();
+        if kind == "FIFO" {
+            nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        } else {
+            // The container's own /dev/zero: reading it would never end.
+            std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+        }
+        let out = host
+            .run(&["--user", "ferry", "true"])
+            .timeout(std::time::Duration::from_secs(10))
+            .output();
+        out.assert_code(125).assert_stderr_contains(&format!(
+            "/etc/{file} in the container's root is a {kind}, not a regular file"
+        ));
+    }
+}
+
+#[test]
+fn the_container_cannot_open_init_memory_for_writing() {
+    let host = TestHost::new();
+    // Opening is the test (append mode, nothing written); a write at offset 0 of
+    // another process's memory would fail anyway (nothing is mapped there).
+    let script = "if (exec 3>>/proc/1/mem) 2>/dev/null; then echo writable; else echo refused; fi";
+    let out = host.run(&["--init", "sh", "-c", script]).output();
+    out.assert_success();
+    assert_eq!(
+        out.stdout.trim(),
+        "refused",
+        "PID 1 is a copy of ferry: its memory must not be writable from the container\n{out}"
+    );
+}

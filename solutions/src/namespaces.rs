@@ -67,6 +67,7 @@ pub const MQUEUE: KernelMount = KernelMount {
         .union(MsFlags::MS_NODEV)
         .union(MsFlags::MS_NOEXEC),
     data: None,
+    on_engine_fs: true,
 };
 
 /// Namespaces the child unshares itself, after the parent's part is done.
@@ -141,13 +142,8 @@ pub fn enter_cgroup_namespace() -> Result<(), NamespaceError> {
     // END SOLUTION
 }
 
-/// Writes /etc/hostname inside the container when its rootfs has an /etc, so that
-/// programs that read the file agree with the kernel.
-pub fn write_hostname_file(name: &str) {
-    let etc = std::path::Path::new("/etc");
-    if etc.is_dir() {
-        if let Err(error) = std::fs::write(etc.join("hostname"), format!("{name}\n")) {
-            log::debug!("could not write /etc/hostname: {error}");
-        }
-    }
-}
+/// Where the container's hostname file appears. The engine writes the file in the
+/// container's state directory and bind-mounts it over the image's (as Docker and
+/// runc do): writing the image's own `/etc/hostname` would change somebody else's
+/// files — through a symlink, even the host's.
+pub const HOSTNAME_FILE: &str = "/etc/hostname";

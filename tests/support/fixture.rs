@@ -104,3 +104,40 @@ fn has_interpreter(elf: &[u8]) -> bool {
     );
     (0..count).any(|i| read(offset + i * size, 4) as u32 == PT_INTERP)
 }
+
+/// Everything observable about a directory tree, one line per entry, sorted: path,
+/// type, mode, size, mtime, and the contents' hash (files) or target (symlinks).
+/// Equal before and after a run means the run wrote nothing into it.
+pub fn tree_listing(root: &Path) -> Vec<String> {
+    use std::hash::{Hash, Hasher};
+    use std::os::unix::fs::MetadataExt;
+    let mut lines = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        let detail = if meta.file_type().is_symlink() {
+            format!("-> {}", std::fs::read_link(&path).unwrap().display())
+        } else if meta.is_file() {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            std::fs::read(&path).unwrap_or_default().hash(&mut hasher);
+            format!("#{:016x}", hasher.finish())
+        } else {
+            String::new()
+        };
+        let relative = path.strip_prefix(root).unwrap().display().to_string();
+        lines.push(format!(
+            "/{relative} mode={:o} size={} mtime={}.{} {detail}",
+            meta.mode(),
+            meta.size(),
+            meta.mtime(),
+            meta.mtime_nsec()
+        ));
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path).unwrap() {
+                pending.push(entry.unwrap().path());
+            }
+        }
+    }
+    lines.sort();
+    lines
+}

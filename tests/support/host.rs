@@ -4,6 +4,7 @@
 
 use std::ffi::OsString;
 use std::fs::File;
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -95,6 +96,32 @@ impl TestHost {
         let path = self.dir.join(name);
         std::fs::write(&path, contents).unwrap();
         path
+    }
+
+    /// Makes the rootfs a read-only bind mount in the test host, as a rootfs on a
+    /// read-only medium (or shared between users) is.
+    pub fn make_rootfs_read_only(&mut self) {
+        let rootfs = self.rootfs.to_str().unwrap().to_string();
+        for args in [
+            vec!["--bind", &rootfs, &rootfs],
+            vec!["-o", "remount,bind,ro", &rootfs],
+        ] {
+            let ns = self.mount_ns.as_raw_fd();
+            let mut command = Command::new("mount");
+            command.args(&args);
+            // SAFETY: only setns(2) between fork and exec, on an fd the parent keeps open.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setns(ns, libc::CLONE_NEWNS) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            let status = command.status().expect("failed to run mount(8)");
+            assert!(status.success(), "mount {args:?} failed in the test host");
+        }
+        self.mounts_before = self.mounts();
     }
 
     /// Containers whose state directory exists under the state root.

@@ -7,7 +7,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod cgroups;
-mod fixture;
+pub mod fixture;
 mod host;
 mod invocation;
 mod mountinfo;

@@ -53,6 +53,16 @@ impl Drop for BlockedSignals {
     }
 }
 
+/// Gives the command a clean start (in the child, just before execve(2)): an empty
+/// signal mask and every signal at its default disposition. Both survive execve,
+/// so without this the command would inherit what ferry blocked and ignored (Rust
+/// ignores SIGPIPE: `yes | head -1` would print "Broken pipe" errors) and what
+/// ferry's caller ignored (nohup ignores SIGHUP).
+pub fn reset_for_exec() -> nix::Result<()> {
+    crate::sys::reset_signal_dispositions()?;
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+}
+
 /// Waits until `child` ends, forwarding every other waited signal to it.
 ///
 /// Loop on `blocked.waited.wait()` (sigwait(3)): on SIGCHLD, reap `child` with

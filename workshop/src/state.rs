@@ -66,6 +66,19 @@ impl StateDir {
     }
 }
 
+impl StateDir {
+    /// Writes one of the engine's files for the container (its /etc/hostname, say)
+    /// into the state directory; returns its path.
+    pub fn write_file(&self, name: &str, contents: &str) -> Result<PathBuf, StateError> {
+        let path = self.dir.join(name);
+        std::fs::write(&path, contents).map_err(|source| StateError {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(path)
+    }
+}
+
 impl Drop for StateDir {
     fn drop(&mut self) {
         if let Err(error) = std::fs::remove_dir_all(&self.dir) {

@@ -12,6 +12,7 @@ use nix::mount::{mount, MsFlags};
 
 use super::PrivilegeError;
 use crate::rootfs::DEVICES;
+use crate::safe_path::{Kind, Resolved, Root};
 
 /// Paths that read as empty inside a container (Docker's list; those that exist).
 pub const MASKED_PATHS: &[&str] = &[
@@ -38,6 +39,39 @@ pub const READONLY_PATHS: &[&str] = &[
     "/proc/sysrq-trigger",
 ];
 
+/// The kernel filesystem each masked or read-only path must be on, by its first
+/// component (statfs(2) magic numbers, see statfs(2)).
+const KERNEL_FILESYSTEMS: &[(&str, &str, nix::sys::statfs::FsType)] = &[
+    ("/proc", "proc", nix::sys::statfs::PROC_SUPER_MAGIC),
+    ("/sys", "sysfs", nix::sys::statfs::SYSFS_MAGIC),
+];
+
+/// Resolves a path of the tables above inside the container's root, failing
+/// closed: no symlink on the way, and its top directory must really be the kernel
+/// filesystem (a rootfs whose /proc is not procfs would otherwise get its "masks"
+/// on some other directory and an unmasked procfs elsewhere). `Ok(None)` only when
+/// the kernel itself has no such file (an older or newer kernel, no ACPI).
+pub fn kernel_path(path: &str) -> Result<Option<Resolved>, PrivilegeError> {
+    let root = Root::open(Path::new("/"))?;
+    let (top, fstype, magic) = KERNEL_FILESYSTEMS
+        .iter()
+        .find(|(top, _, _)| Path::new(path).starts_with(top))
+        .ok_or_else(|| PrivilegeError::NotKernelFs {
+            path: path.into(),
+            expected: "proc or sysfs",
+        })?;
+    let top_dir = root.require(Path::new(top), Kind::Directory)?;
+    let on_kernel_fs =
+        nix::sys::statfs::fstatfs(top_dir.fd()).is_ok_and(|stat| stat.filesystem_type() == *magic);
+    if !on_kernel_fs {
+        return Err(PrivilegeError::NotKernelFs {
+            path: top.into(),
+            expected: fstype,
+        });
+    }
+    Ok(root.resolve_no_symlinks(Path::new(path), Kind::DirectoryOrFile)?)
+}
+
 fn mount_error(target: &Path) -> impl FnOnce(nix::Error) -> PrivilegeError + '_ {
     move |source| PrivilegeError::Mount {
         target: target.to_path_buf(),
@@ -49,11 +83,14 @@ fn mount_error(target: &Path) -> impl FnOnce(nix::Error) -> PrivilegeError + '_ 
 /// on top, a file gets /dev/null bind-mounted on top (see mount(2)).
 pub fn mask_paths(paths: &[&str]) -> Result<(), PrivilegeError> {
     // BEGIN SOLUTION ch04 "mask paths: an empty read-only tmpfs on directories, /dev/null on files"
-    for path in paths.iter().map(Path::new).filter(|p| p.exists()) {
-        if path.is_dir() {
+    for path in paths.iter().map(Path::new) {
+        let Some(target) = kernel_path(&path.to_string_lossy())? else {
+            continue;
+        };
+        if target.is_dir() {
             mount(
                 Some("tmpfs"),
-                path,
+                &target.fd_path(),
                 Some("tmpfs"),
                 MsFlags::MS_RDONLY,
                 None::<&str>,
@@ -62,7 +99,7 @@ pub fn mask_paths(paths: &[&str]) -> Result<(), PrivilegeError> {
         } else {
             mount(
                 Some("/dev/null"),
-                path,
+                &target.fd_path(),
                 None::<&str>,
                 MsFlags::MS_BIND,
                 None::<&str>,
@@ -80,17 +117,31 @@ pub fn mask_paths(paths: &[&str]) -> Result<(), PrivilegeError> {
 pub fn make_readonly(paths: &[&str]) -> Result<(), PrivilegeError> {
     // BEGIN SOLUTION ch04 "make paths read-only: bind-mount onto itself, then remount read-only"
     let locked = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    for path in paths.iter().map(Path::new).filter(|p| p.exists()) {
+    for path in paths.iter().map(Path::new) {
+        let Some(target) = kernel_path(&path.to_string_lossy())? else {
+            continue;
+        };
         mount(
-            Some(path),
-            path,
+            Some(&target.fd_path()),
+            &target.fd_path(),
             None::<&str>,
             MsFlags::MS_BIND | MsFlags::MS_REC,
             None::<&str>,
         )
         .map_err(mount_error(path))?;
+        // Resolve again: the descriptor still points into the mount below.
+        let Some(bound) = kernel_path(&path.to_string_lossy())? else {
+            continue;
+        };
         let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked;
-        mount(None::<&str>, path, None::<&str>, flags, None::<&str>).map_err(mount_error(path))?;
+        mount(
+            None::<&str>,
+            &bound.fd_path(),
+            None::<&str>,
+            flags,
+            None::<&str>,
+        )
+        .map_err(mount_error(path))?;
     }
     Ok(())
     // END SOLUTION

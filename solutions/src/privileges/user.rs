@@ -6,6 +6,7 @@ use std::path::Path;
 use nix::unistd::{Gid, Uid};
 
 use super::PrivilegeError;
+use crate::safe_path::Root;
 
 /// The user and groups the command runs as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,8 +23,8 @@ pub struct User {
 /// container's root `root`. A numeric uid need not exist in /etc/passwd (docker
 /// allows it: gid 0 then); a name must.
 pub fn resolve(spec: &str, root: &Path) -> Result<User, PrivilegeError> {
-    let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap_or_default();
-    let group = std::fs::read_to_string(root.join("etc/group")).unwrap_or_default();
+    let passwd = read_database(root, "/etc/passwd")?;
+    let group = read_database(root, "/etc/group")?;
     let (user_part, group_part) = match spec.split_once(':') {
         Some((user, group)) => (user, Some(group)),
         None => (spec, None),
@@ -79,6 +80,17 @@ pub fn resolve(spec: &str, root: &Path) -> Result<User, PrivilegeError> {
         groups,
         home,
     })
+}
+
+/// The most ferry reads of /etc/passwd or /etc/group.
+const DATABASE_CAP: u64 = 1 << 20;
+
+/// Reads /etc/passwd or /etc/group of the container safely (see `safe_path`): a
+/// FIFO or `/dev/zero` there is refused instead of hanging ferry or filling its
+/// memory. A missing file reads as empty.
+fn read_database(root: &Path, path: &str) -> Result<String, PrivilegeError> {
+    let bytes = Root::open(root)?.read_file(Path::new(path), DATABASE_CAP)?;
+    Ok(String::from_utf8_lossy(&bytes.unwrap_or_default()).into_owned())
 }
 
 /// Becomes `user`: supplementary groups first (setgroups(2)), then the group

@@ -11,6 +11,7 @@
 mod dev;
 mod mounts;
 
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -19,6 +20,8 @@ use nix::sched::CloneFlags;
 
 pub use dev::{DevLink, DeviceNode, DEVICES, DEV_LINKS};
 pub use mounts::{mount_kernel_fs, KernelMount, KERNEL_MOUNTS};
+
+use crate::safe_path::{Kind, Resolved, Root, SafePathError};
 
 /// Where a process's paths lead: into the container's root, or — before chapter 1
 /// is done — still to the host's files, with the rootfs as a directory among them.
@@ -62,17 +65,35 @@ pub enum RootfsError {
         #[source]
         source: Errno,
     },
+    #[error("failed to open the old root before pivot_root(2)")]
+    OpenOldRoot {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to move the rootfs {path} onto / (mount(2) with MS_MOVE)")]
+    MoveRoot {
+        path: PathBuf,
+        #[source]
+        source: Errno,
+    },
+    #[error("failed to bind-mount the engine's file onto {target}")]
+    BindFile {
+        target: &'static str,
+        #[source]
+        source: Errno,
+    },
+    #[error("failed to read /proc/self/mountinfo")]
+    MountInfo {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Unsafe(#[from] SafePathError),
     #[error("failed to chroot(2) into {path}")]
     Chroot {
         path: PathBuf,
         #[source]
         source: Errno,
-    },
-    #[error("failed to remove {path} in the container")]
-    Remove {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
     },
     #[error("failed to create {path} in the container")]
     Create {
@@ -116,6 +137,7 @@ impl RootfsError {
             RootfsError::MakePrivate(Errno::EPERM) | RootfsError::Mount { source: Errno::EPERM, .. } => {
                 Some("mounting needs root and a mount namespace of the container's own (chapter 1)")
             }
+            RootfsError::Unsafe(error) => error.hint(),
             _ => None,
         }
     }
@@ -131,28 +153,56 @@ pub fn mount_namespace() -> CloneFlags {
     // END SOLUTION
 }
 
+/// A file the engine owns, bind-mounted over a file of the image: the engine's
+/// `/etc/hostname` now (chapter 2), `/etc/hosts` and `/etc/resolv.conf` later
+/// (chapters 8 and 10). The image's own file is never written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileBind {
+    /// The engine's file, on the host (in the container's state directory).
+    pub source: PathBuf,
+    /// Where it appears in the container.
+    pub target: &'static str,
+}
+
 /// Moves the calling process (the container's first process) into its rootfs.
 ///
 /// Without a mount namespace of its own the process would mount on the host, so
 /// then nothing is mounted and the rootfs stays a directory among the host's files.
+/// Otherwise, in runc's order: make every mount private; make the rootfs a mount
+/// point of its own; mount the kernel filesystems and bind the engine's files onto
+/// targets resolved inside the rootfs (never following a symlink out of it); switch
+/// the root; fill /dev. Nothing is created or written in the rootfs itself.
 pub fn enter(
     rootfs: &Path,
     no_pivot: bool,
     namespaces: CloneFlags,
+    binds: &[FileBind],
 ) -> Result<RootView, RootfsError> {
     if !namespaces.contains(CloneFlags::CLONE_NEWNS) {
         return Ok(RootView::Host(rootfs.to_path_buf()));
     }
     make_mounts_private()?;
+    // pivot_root needs the new root to be a mount point; later chapters also
+    // change this mount's flags (nodev, read-only).
+    bind_onto_itself(rootfs)?;
+    // Opened after the bind, so that every target below is on the new mount.
+    let root = Root::open(rootfs)?;
+    for kernel_mount in KERNEL_MOUNTS {
+        mount_in_root(&root, kernel_mount)?;
+    }
+    for bind in binds {
+        bind_file(&root, bind)?;
+    }
     if no_pivot {
-        log::debug!("entering {} with chroot (--no-pivot)", rootfs.display());
+        log::debug!(
+            "entering {} with MS_MOVE and chroot (--no-pivot)",
+            rootfs.display()
+        );
+        detach_host_kernel_fs(rootfs)?;
         chroot_into(rootfs)?;
     } else {
         log::debug!("entering {} with pivot_root", rootfs.display());
         pivot_into(rootfs)?;
-    }
-    for kernel_mount in KERNEL_MOUNTS {
-        mount_kernel_fs(kernel_mount)?;
     }
     dev::populate()?;
     Ok(RootView::Isolated)
@@ -174,58 +224,133 @@ pub fn make_mounts_private() -> Result<(), RootfsError> {
     // END SOLUTION
 }
 
-/// The directory under the new root where pivot_root(2) parks the old root.
-const OLD_ROOT: &str = ".ferry-old-root";
-
-/// Makes `new_root` the process's `/` with pivot_root(2), then detaches and removes
-/// the old root so no path leads back to the host's files.
+/// Makes `new_root` — already a mount point, the current directory's mount — the
+/// process's `/` with pivot_root(2), then detaches the old root so no path leads
+/// back to the host's files. Nothing is created in the rootfs.
 ///
-/// Steps: bind-mount `new_root` onto itself (pivot_root needs a mount point; use
-/// `bind_onto_itself`);
-/// create `new_root/OLD_ROOT`; `pivot_root(new_root, new_root/OLD_ROOT)`;
-/// chdir to `/`; unmount `/OLD_ROOT` with `MNT_DETACH`; remove the directory.
+/// Steps, as runc does them: open the old root (`/`) as a directory; chdir to
+/// `new_root`; `pivot_root(".", ".")` — the old root ends up mounted on top of
+/// the new one; fchdir(2) to the old root; unmount `.` with `MNT_DETACH`; chdir to `/`.
 pub fn pivot_into(new_root: &Path) -> Result<(), RootfsError> {
     // BEGIN SOLUTION ch01 "switch the root with pivot_root(2) and detach the old one"
-    bind_onto_itself(new_root)?;
-    let put_old = new_root.join(OLD_ROOT);
-    std::fs::create_dir_all(&put_old).map_err(|source| RootfsError::Create {
-        path: put_old.clone(),
-        source,
-    })?;
-    nix::unistd::pivot_root(new_root, &put_old).map_err(|source| RootfsError::PivotRoot {
+    let old_root =
+        std::fs::File::open("/").map_err(|source| RootfsError::OpenOldRoot { source })?;
+    change_dir(new_root)?;
+    nix::unistd::pivot_root(".", ".").map_err(|source| RootfsError::PivotRoot {
         path: new_root.to_path_buf(),
         source,
     })?;
-    change_dir(Path::new("/"))?;
-    let old_root = Path::new("/").join(OLD_ROOT);
-    umount2(&old_root, MntFlags::MNT_DETACH).map_err(|source| RootfsError::DetachOldRoot {
-        path: old_root.clone(),
+    nix::unistd::fchdir(old_root.as_raw_fd()).map_err(|source| RootfsError::Chdir {
+        path: PathBuf::from("(the old root)"),
         source,
     })?;
-    std::fs::remove_dir(&old_root).map_err(|source| RootfsError::Remove {
-        path: old_root,
+    umount2(".", MntFlags::MNT_DETACH).map_err(|source| RootfsError::DetachOldRoot {
+        path: PathBuf::from("/"),
         source,
-    })
+    })?;
+    change_dir(Path::new("/"))
     // END SOLUTION
 }
 
-/// Makes `new_root` the process's `/` with chroot(2) only (`--no-pivot`): bind it
-/// onto itself, chdir into it, chroot("."), chdir("/").
+/// Makes `new_root` — already a mount point — the process's `/` without
+/// pivot_root (`--no-pivot`, for roots that cannot pivot, such as an initramfs), as
+/// runc does: chdir into it, move its mount onto `/` (`MS_MOVE`), chroot("."),
+/// chdir("/").
 ///
-/// Weaker than pivot_root: the host's root stays mounted in the namespace, and a
-/// process allowed to call chroot can climb back out (chapter 1 shows how). The
-/// rootfs is still bind-mounted onto itself first, so that `/` is a mount of its
-/// own whose flags later chapters can change (read-only, nodev).
+/// A bare chroot(2) can be climbed out of (chapter 1 shows the double-chroot
+/// escape); after `MS_MOVE` the rootfs's mount covers the old `/`, so `..` from
+/// the root leads back into the rootfs and the host's files are out of reach.
 pub fn chroot_into(new_root: &Path) -> Result<(), RootfsError> {
-    // BEGIN SOLUTION ch01 "enter the rootfs with chroot(2) (the --no-pivot path)"
-    bind_onto_itself(new_root)?;
+    // BEGIN SOLUTION ch01 "enter the rootfs with MS_MOVE and chroot(2) (the --no-pivot path)"
     change_dir(new_root)?;
+    mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>).map_err(|source| {
+        RootfsError::MoveRoot {
+            path: new_root.to_path_buf(),
+            source,
+        }
+    })?;
     nix::unistd::chroot(".").map_err(|source| RootfsError::Chroot {
         path: new_root.to_path_buf(),
         source,
     })?;
     change_dir(Path::new("/"))
     // END SOLUTION
+}
+
+/// Mounts one kernel filesystem of the table onto its target inside `root`,
+/// resolved without following symlinks (created only on a filesystem the engine
+/// mounted itself, such as /dev's tmpfs).
+pub fn mount_in_root(root: &Root, spec: &KernelMount) -> Result<(), RootfsError> {
+    let target = mount_target(root, Path::new(spec.target), spec.on_engine_fs)?;
+    log::debug!("mounting {} on {}", spec.fstype, spec.target);
+    mount_kernel_fs(spec, &target.fd_path())
+}
+
+/// Resolves a mount target inside `root`: a plain directory, reached without any
+/// symlink. A missing one is created only when `may_create` says the parent is a
+/// filesystem of the engine's own; in the image it is an error.
+fn mount_target(root: &Root, target: &Path, may_create: bool) -> Result<Resolved, RootfsError> {
+    if let Some(resolved) = root.resolve_no_symlinks(target, Kind::Directory)? {
+        return Ok(resolved);
+    }
+    let (Some(parent), Some(name), true) = (target.parent(), target.file_name(), may_create) else {
+        return Err(SafePathError::Missing {
+            path: target.to_path_buf(),
+        }
+        .into());
+    };
+    let parent = root.require(parent, Kind::Directory)?;
+    Ok(root.create_dir_in(&parent, &name.to_string_lossy(), 0o755)?)
+}
+
+/// Bind-mounts one of the engine's files over the image's file at `bind.target`,
+/// when the image has a plain file there (a missing one is left missing: creating
+/// it would write into the image).
+fn bind_file(root: &Root, bind: &FileBind) -> Result<(), RootfsError> {
+    let Some(target) = root.resolve_no_symlinks(Path::new(bind.target), Kind::RegularFile)? else {
+        log::debug!("{} is not in the image: not bound", bind.target);
+        return Ok(());
+    };
+    mount(
+        Some(&bind.source),
+        &target.fd_path(),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|source| RootfsError::BindFile {
+        target: bind.target,
+        source,
+    })
+}
+
+/// Detaches the host's procfs and sysfs mounts outside `rootfs` (runc does the same
+/// for `--no-pivot`): the host's root stays in this namespace under the rootfs's
+/// mount, and a fully visible host /proc or /sys must not be among what it holds.
+fn detach_host_kernel_fs(rootfs: &Path) -> Result<(), RootfsError> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|source| RootfsError::MountInfo { source })?;
+    let mut points: Vec<PathBuf> = crate::mountinfo::parse(&text)
+        .into_iter()
+        .filter(|m| m.fstype == "proc" || m.fstype == "sysfs")
+        .map(|m| m.mount_point)
+        .filter(|point| !point.starts_with(rootfs))
+        .collect();
+    // Deepest first, so that a mount under another goes before it.
+    points.sort_by_key(|point| std::cmp::Reverse(point.components().count()));
+    for point in points {
+        match umount2(&point, MntFlags::MNT_DETACH) {
+            // EINVAL: already gone with a mount above it.
+            Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => {}
+            Err(source) => {
+                return Err(RootfsError::DetachOldRoot {
+                    path: point,
+                    source,
+                })
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Bind-mounts `dir` onto itself (recursively), making it a mount point.

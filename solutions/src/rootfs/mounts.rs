@@ -5,11 +5,11 @@
 //! own), devpts with `newinstance` has only the container's terminals, and sysfs is
 //! read-only so nothing in the container can reconfigure the host's devices.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, MsFlags};
 
-use super::{create_dirs, RootfsError};
+use super::RootfsError;
 
 /// One filesystem to mount inside the new root (see mount(2)).
 #[derive(Debug, Clone, Copy)]
@@ -22,6 +22,10 @@ pub struct KernelMount {
     pub flags: MsFlags,
     /// Filesystem-specific options (`-o` of mount(8) that are not flags).
     pub data: Option<&'static str>,
+    /// The target lies on a filesystem ferry mounted itself (the /dev tmpfs), so
+    /// ferry may create it there; every other target must already exist in the
+    /// image, which ferry never writes.
+    pub on_engine_fs: bool,
 }
 
 const NOSUID_NODEV_NOEXEC: MsFlags = MsFlags::MS_NOSUID
@@ -35,40 +39,45 @@ pub const KERNEL_MOUNTS: &[KernelMount] = &[
         fstype: "proc",
         flags: NOSUID_NODEV_NOEXEC,
         data: None,
+        on_engine_fs: false,
     },
     KernelMount {
         target: "/dev",
         fstype: "tmpfs",
         flags: MsFlags::MS_NOSUID.union(MsFlags::MS_STRICTATIME),
         data: Some("mode=755,size=65536k"),
+        on_engine_fs: false,
     },
     KernelMount {
         target: "/dev/pts",
         fstype: "devpts",
         flags: MsFlags::MS_NOSUID.union(MsFlags::MS_NOEXEC),
         data: Some("newinstance,ptmxmode=0666,mode=0620"),
+        on_engine_fs: true,
     },
     KernelMount {
         target: "/dev/shm",
         fstype: "tmpfs",
         flags: NOSUID_NODEV_NOEXEC,
         data: Some("mode=1777,size=65536k"),
+        on_engine_fs: true,
     },
     KernelMount {
         target: "/sys",
         fstype: "sysfs",
         flags: NOSUID_NODEV_NOEXEC.union(MsFlags::MS_RDONLY),
         data: None,
+        on_engine_fs: false,
     },
 ];
 
-/// Mounts one kernel filesystem inside the container's root (see mount(2)):
-/// create the target directory when the rootfs lacks it, then mount a new
-/// instance of `fstype` there with the table's flags and data.
-pub fn mount_kernel_fs(spec: &KernelMount) -> Result<(), RootfsError> {
+/// Mounts a new instance of one kernel filesystem (see mount(2)) on `target` — the
+/// target as the engine resolved it inside the root, `/proc/self/fd/N` (see
+/// `safe_path`): mount(2) acts on exactly that directory, wherever a symlink in the
+/// image would have led a plain path. Use the table's fstype (as source and type),
+/// flags and data.
+pub fn mount_kernel_fs(spec: &KernelMount, target: &Path) -> Result<(), RootfsError> {
     // BEGIN SOLUTION ch01 "mount a kernel filesystem (proc, tmpfs, devpts, sysfs) inside the container"
-    let target = Path::new(spec.target);
-    create_dirs(target)?;
     mount(
         Some(spec.fstype),
         target,
@@ -78,7 +87,7 @@ pub fn mount_kernel_fs(spec: &KernelMount) -> Result<(), RootfsError> {
     )
     .map_err(|source| RootfsError::Mount {
         fstype: spec.fstype,
-        target: target.to_path_buf(),
+        target: PathBuf::from(spec.target),
         source,
     })
     // END SOLUTION

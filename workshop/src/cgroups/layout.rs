@@ -12,6 +12,8 @@
 
 use std::path::PathBuf;
 
+use crate::mountinfo::unescape;
+
 /// The cgroup version of one hierarchy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
@@ -66,24 +68,4 @@ impl Layout {
         todo!("chapter 3 (cgroups): find the cgroup hierarchies (v1, v2) in /proc/self/mountinfo — see chapters/03-cgroups.md")
         // END SOLUTION
     }
-}
-
-/// mountinfo writes spaces, tabs and backslashes in paths as octal escapes (\040).
-fn unescape(field: &str) -> String {
-    let mut out = String::new();
-    let mut chars = field.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            let digits: String = chars.by_ref().take(3).collect();
-            if let Ok(code) = u8::from_str_radix(&digits, 8) {
-                out.push(code as char);
-                continue;
-            }
-            out.push(c);
-            out.push_str(&digits);
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }

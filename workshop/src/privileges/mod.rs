@@ -66,6 +66,13 @@ pub enum PrivilegeError {
     CloseFds(#[source] nix::Error),
     #[error(transparent)]
     Seccomp(#[from] SeccompError),
+    #[error(transparent)]
+    Unsafe(#[from] crate::safe_path::SafePathError),
+    #[error("{path} in the container is not {expected}: refusing to mask or protect paths on it")]
+    NotKernelFs {
+        path: PathBuf,
+        expected: &'static str,
+    },
 }
 
 /// Takes the container's process from root with every power to what `security`

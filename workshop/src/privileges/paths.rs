@@ -14,6 +14,7 @@ use nix::mount::{mount, MsFlags};
 
 use super::PrivilegeError;
 use crate::rootfs::DEVICES;
+use crate::safe_path::{Kind, Resolved, Root};
 
 /// Paths that read as empty inside a container (Docker's list; those that exist).
 pub const MASKED_PATHS: &[&str] = &[
@@ -39,6 +40,39 @@ pub const READONLY_PATHS: &[&str] = &[
     "/proc/sys",
     "/proc/sysrq-trigger",
 ];
+
+/// The kernel filesystem each masked or read-only path must be on, by its first
+/// component (statfs(2) magic numbers, see statfs(2)).
+const KERNEL_FILESYSTEMS: &[(&str, &str, nix::sys::statfs::FsType)] = &[
+    ("/proc", "proc", nix::sys::statfs::PROC_SUPER_MAGIC),
+    ("/sys", "sysfs", nix::sys::statfs::SYSFS_MAGIC),
+];
+
+/// Resolves a path of the tables above inside the container's root, failing
+/// closed: no symlink on the way, and its top directory must really be the kernel
+/// filesystem (a rootfs whose /proc is not procfs would otherwise get its "masks"
+/// on some other directory and an unmasked procfs elsewhere). `Ok(None)` only when
+/// the kernel itself has no such file (an older or newer kernel, no ACPI).
+pub fn kernel_path(path: &str) -> Result<Option<Resolved>, PrivilegeError> {
+    let root = Root::open(Path::new("/"))?;
+    let (top, fstype, magic) = KERNEL_FILESYSTEMS
+        .iter()
+        .find(|(top, _, _)| Path::new(path).starts_with(top))
+        .ok_or_else(|| PrivilegeError::NotKernelFs {
+            path: path.into(),
+            expected: "proc or sysfs",
+        })?;
+    let top_dir = root.require(Path::new(top), Kind::Directory)?;
+    let on_kernel_fs =
+        nix::sys::statfs::fstatfs(top_dir.fd()).is_ok_and(|stat| stat.filesystem_type() == *magic);
+    if !on_kernel_fs {
+        return Err(PrivilegeError::NotKernelFs {
+            path: top.into(),
+            expected: fstype,
+        });
+    }
+    Ok(root.resolve_no_symlinks(Path::new(path), Kind::DirectoryOrFile)?)
+}
 
 fn mount_error(target: &Path) -> impl FnOnce(nix::Error) -> PrivilegeError + '_ {
     move |source| PrivilegeError::Mount {

@@ -18,6 +18,7 @@
 //!
 //! The child's half is in [`child`]; the pipes in [`sync`].
 
+pub mod caller;
 pub mod child;
 pub mod sync;
 
@@ -25,7 +26,8 @@ use std::path::PathBuf;
 
 use nix::sched::CloneFlags;
 use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::waitpid;
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::cgroups::{self, CgroupError, ContainerCgroup};
@@ -33,9 +35,11 @@ use crate::config::ContainerConfig;
 use crate::env::EnvError;
 use crate::errors::EXIT_ENGINE_FAILED;
 use crate::privileges::PrivilegeError;
+use crate::rootfs::FileBind;
 use crate::seccomp::SeccompError;
 use crate::state::{StateDir, StateError};
 use crate::{namespaces, process, rootfs, signals, sys};
+use sync::SetupOutcome;
 
 /// Everything `ferry run` can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +90,14 @@ pub enum RunError {
     /// The child could not start the command; it said why.
     #[error("{message}")]
     Child { exit_code: i32, message: String },
+    #[error(
+        "interrupted by {signal} before the command started: the container was stopped and removed"
+    )]
+    Interrupted { signal: Signal },
+    #[error(
+        "the container's process died during ferry's setup, before the command started ({how})"
+    )]
+    DiedInSetup { how: String, oom_killed: bool },
 }
 
 impl RunError {
@@ -113,6 +125,9 @@ impl RunError {
             RunError::Sys { source: nix::Error::EPERM, .. } => Some(
                 "creating namespaces needs root: run with sudo (see chapters/setup.md)".into(),
             ),
+            RunError::DiedInSetup { oom_killed: true, .. } => Some(
+                "the kernel's OOM killer struck during the setup, not in your command: the --memory limit is too small for ferry's own setup (see chapters/03-cgroups.md)".into(),
+            ),
             _ => None,
         }
     }
@@ -123,7 +138,13 @@ pub fn run(config: &ContainerConfig) -> Result<i32, RunError> {
     let sys_error = |step| move |source| RunError::Sys { step, source };
 
     let state = StateDir::create(config)?;
+    let flags = namespace_flags();
+    let binds = engine_files(&state, config, flags)?;
     let blocked = signals::block().map_err(sys_error("block signals"))?;
+    // The signals to forward, readable as a file: the wait for the child's exec
+    // polls it together with the report pipe.
+    let mut signal_fd = SignalFd::with_flags(&blocked.waited, SfdFlags::SFD_CLOEXEC)
+        .map_err(sys_error("create a signalfd"))?;
     let (mut parent_ends, mut child_ends) =
         sync::channel().map_err(sys_error("create the sync pipes"))?;
 
@@ -132,20 +153,16 @@ pub fn run(config: &ContainerConfig) -> Result<i32, RunError> {
         .as_ref()
         .map(|c| c.mounts_inside())
         .unwrap_or_default();
-    let flags = namespace_flags();
     let cloned = flags - namespaces::UNSHARED_BY_THE_CHILD;
     log::debug!("creating the container's process with {cloned:?}");
-    let parent_fds = parent_ends.raw_fds();
-    let mut child_main = || {
-        child::main(
-            config,
-            flags,
-            &cgroup_mounts,
-            &blocked,
-            &mut child_ends,
-            parent_fds,
-        )
+    let child_args = child::ChildArgs {
+        namespaces: flags,
+        cgroup_mounts: &cgroup_mounts,
+        binds: &binds,
+        blocked: &blocked,
+        parent_fds: parent_ends.raw_fds(),
     };
+    let mut child_main = || child::main(config, &child_args, &mut child_ends);
     let pid = sys::clone_child(cloned, &mut child_main)
         .map_err(sys_error("clone(2) the container's process"))?;
     drop(child_ends); // the child has its own copies; ours would hide its end-of-file
@@ -169,12 +186,29 @@ pub fn run(config: &ContainerConfig) -> Result<i32, RunError> {
             None => RunError::Sync(error),
         });
     }
-    if let Some(failure) = parent_ends.wait_for_exec().map_err(RunError::Sync)? {
-        child.reap();
-        return Err(RunError::Child {
-            exit_code: failure.exit_code,
-            message: failure.message,
-        });
+    match parent_ends
+        .wait_for_exec(&mut signal_fd)
+        .map_err(RunError::Sync)?
+    {
+        SetupOutcome::Exec => {}
+        SetupOutcome::Failed(failure) => {
+            child.reap();
+            return Err(RunError::Child {
+                exit_code: failure.exit_code,
+                message: failure.message,
+            });
+        }
+        // The guard kills and reaps the child; the state directory and the
+        // cgroup go as `run` returns.
+        SetupOutcome::Interrupted(signal) => return Err(RunError::Interrupted { signal }),
+        SetupOutcome::Died => {
+            let how = child
+                .reap_status()
+                .map(describe_status)
+                .unwrap_or_else(|| "its status is unknown".to_string());
+            let oom_killed = cgroup.as_ref().is_some_and(|c| c.oom_kills() > 0);
+            return Err(RunError::DiedInSetup { how, oom_killed });
+        }
     }
     log::debug!("the container's command is running as pid {pid}");
     let status =
@@ -184,6 +218,34 @@ pub fn run(config: &ContainerConfig) -> Result<i32, RunError> {
         report_oom_kills(cgroup, config);
     }
     Ok(process::exit_code(status))
+}
+
+/// The engine's own files that the container sees over the image's: its hostname
+/// in /etc/hostname when it has a UTS namespace (chapter 2). They live in the
+/// container's state directory; the image is never written.
+fn engine_files(
+    state: &StateDir,
+    config: &ContainerConfig,
+    flags: CloneFlags,
+) -> Result<Vec<FileBind>, RunError> {
+    let mut binds = Vec::new();
+    if flags.contains(CloneFlags::CLONE_NEWUTS) {
+        let source = state.write_file("hostname", &format!("{}\n", config.hostname))?;
+        binds.push(FileBind {
+            source,
+            target: namespaces::HOSTNAME_FILE,
+        });
+    }
+    Ok(binds)
+}
+
+/// A wait status in words: "killed by SIGKILL", "exit code 3".
+fn describe_status(status: WaitStatus) -> String {
+    match status {
+        WaitStatus::Signaled(_, signal, _) => format!("killed by {signal}"),
+        WaitStatus::Exited(_, code) => format!("exit code {code}"),
+        other => format!("{other:?}"),
+    }
 }
 
 /// The namespaces the container gets. Each chapter adds its own: the mount
@@ -216,9 +278,14 @@ struct ChildGuard(Option<Pid>);
 
 impl ChildGuard {
     /// Waits for the child to end; its exit code as `run` would report it.
-    fn reap(mut self) -> Option<i32> {
+    fn reap(self) -> Option<i32> {
+        self.reap_status().map(process::exit_code)
+    }
+
+    /// Waits for the child to end; its wait status.
+    fn reap_status(mut self) -> Option<WaitStatus> {
         let pid = self.0.take()?;
-        waitpid(pid, None).ok().map(process::exit_code)
+        waitpid(pid, None).ok()
     }
 
     fn disarm(mut self) {

@@ -4,14 +4,38 @@
 //!
 //! * release (parent → child): the child waits on it until the parent has done its
 //!   part (cgroups in chapter 3, network in chapter 10), then sets itself up.
-//! * report (child → parent): empty when the exec succeeds — the pipe is
-//!   close-on-exec, so the parent simply reads end-of-file — or one failure
-//!   (exit code and message) when the child could not start the command.
+//! * report (child → parent): the child writes a marker just before execve(2); the
+//!   pipe is close-on-exec, so after a successful exec the parent reads the marker
+//!   and end-of-file. A failure (exit code and message) follows the marker when
+//!   execve fails, or comes alone when a setup step failed. End-of-file without
+//!   the marker means the child died during its setup (killed, or OOM-killed).
+//!
+//! While it waits, the parent also watches the signals it forwards: one that
+//! arrives before the command runs aborts the setup.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::Signal;
+use nix::sys::signalfd::SignalFd;
+
+/// What the child writes just before execve(2).
+const EXEC_MARKER: &str = "exec\n";
+
+/// How the child's setup ended, as the parent saw it on the report pipe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetupOutcome {
+    /// The command is running.
+    Exec,
+    /// The child could not start the command; it said why.
+    Failed(ChildFailure),
+    /// The child died during its setup without a word (SIGKILL, the OOM killer).
+    Died,
+    /// A signal for the container arrived before the command ran.
+    Interrupted(Signal),
+}
 
 /// Why the child could not start the command, as it reports it to the parent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,8 +78,8 @@ pub fn channel() -> nix::Result<(ParentEnds, ChildEnds)> {
 
 impl ParentEnds {
     /// The raw fds, for the child to close its copies of them.
-    pub fn raw_fds(&self) -> [RawFd; 2] {
-        [self.release.as_raw_fd(), self.report.as_raw_fd()]
+    pub fn raw_fds(&self) -> Vec<RawFd> {
+        vec![self.release.as_raw_fd(), self.report.as_raw_fd()]
     }
 
     /// Lets the child go on with its setup.
@@ -63,22 +87,73 @@ impl ParentEnds {
         self.release.write_all(b"go")
     }
 
-    /// Waits until the child has exec'd (`None`) or failed (`Some`).
-    pub fn wait_for_exec(&mut self) -> std::io::Result<Option<ChildFailure>> {
-        let mut text = String::new();
-        self.report.read_to_string(&mut text)?;
-        if text.is_empty() {
-            return Ok(None);
+    /// Waits until the child has exec'd, failed or died — or until one of the
+    /// signals `signals` (a signalfd of the blocked set) reads arrives, other than
+    /// SIGCHLD, which is left pending for the wait that follows.
+    pub fn wait_for_exec(&mut self, signals: &mut SignalFd) -> std::io::Result<SetupOutcome> {
+        let mut text = Vec::new();
+        let mut saw_child_signal = false;
+        let outcome = loop {
+            let mut fds = [
+                PollFd::new(self.report.as_fd(), PollFlags::POLLIN),
+                PollFd::new(signals.as_fd(), PollFlags::POLLIN),
+            ];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(error) => return Err(error.into()),
+            }
+            let report_ready = fds[0].any().unwrap_or(false);
+            let signal_ready = fds[1].any().unwrap_or(false);
+            if report_ready {
+                let mut chunk = [0u8; 4096];
+                match self.report.read(&mut chunk)? {
+                    0 => break parse_report(&text),
+                    n => text.extend_from_slice(&chunk[..n]),
+                }
+                continue;
+            }
+            if signal_ready {
+                let Some(info) = signals.read_signal()? else {
+                    continue;
+                };
+                match Signal::try_from(info.ssi_signo as i32) {
+                    Ok(Signal::SIGCHLD) => saw_child_signal = true,
+                    Ok(signal) => break SetupOutcome::Interrupted(signal),
+                    Err(_) => {}
+                }
+            }
+        };
+        if saw_child_signal {
+            // Put it back: the wait for the container's end sigwaits for it.
+            nix::sys::signal::raise(Signal::SIGCHLD)?;
         }
-        let (code, message) = text.split_once('\n').unwrap_or(("125", &text));
-        Ok(Some(ChildFailure {
-            exit_code: code
-                .trim()
-                .parse()
-                .unwrap_or(crate::errors::EXIT_ENGINE_FAILED),
-            message: message.to_string(),
-        }))
+        Ok(outcome)
     }
+}
+
+/// Reads what the child wrote on the report pipe (see the module's doc).
+fn parse_report(bytes: &[u8]) -> SetupOutcome {
+    let text = String::from_utf8_lossy(bytes);
+    let (execed, rest) = match text.strip_prefix(EXEC_MARKER) {
+        Some(rest) => (true, rest),
+        None => (false, &*text),
+    };
+    if rest.is_empty() {
+        return if execed {
+            SetupOutcome::Exec
+        } else {
+            SetupOutcome::Died
+        };
+    }
+    let (code, message) = rest.split_once('\n').unwrap_or(("125", rest));
+    SetupOutcome::Failed(ChildFailure {
+        exit_code: code
+            .trim()
+            .parse()
+            .unwrap_or(crate::errors::EXIT_ENGINE_FAILED),
+        message: message.to_string(),
+    })
 }
 
 impl ChildEnds {
@@ -91,8 +166,8 @@ impl ChildEnds {
 
     /// Closes the child's copies of the parent's ends: otherwise the child itself
     /// would keep the release pipe open and never see the parent die.
-    pub fn close_parent_copies(fds: [RawFd; 2]) {
-        for fd in fds {
+    pub fn close_parent_copies(fds: &[RawFd]) {
+        for &fd in fds {
             let _ = nix::unistd::close(fd);
         }
     }
@@ -113,6 +188,14 @@ impl ChildEnds {
         if let Some(report) = self.report.as_mut() {
             // Nothing more can be done if the parent is gone.
             let _ = report.write_all(text.as_bytes());
+        }
+    }
+
+    /// Tells the parent that execve(2) comes next: end-of-file after this means the
+    /// command runs.
+    pub fn about_to_exec(&mut self) {
+        if let Some(report) = self.report.as_mut() {
+            let _ = report.write_all(EXEC_MARKER.as_bytes());
         }
     }
 

@@ -1,0 +1,457 @@
+//! Paths inside a container's root, resolved without ever leaving it.
+//!
+//! Chapter 1 (chapters/01-filesystem.md, "The image is the attacker"). A rootfs is
+//! somebody else's directory: its `/proc` may be a symlink to `/etc`, its
+//! `/etc/passwd` a symlink to `/dev/zero`, its `/etc/hostname` a FIFO. A path joined
+//! as a string (`rootfs + "/proc"`) follows all of that — out of the rootfs and onto
+//! the host (runc's CVE-2019-16884 and CVE-2019-19921 were exactly this). So every
+//! path the engine opens or mounts inside a root goes through this module:
+//!
+//! * resolution with openat2(2) and `RESOLVE_IN_ROOT`: `..` and absolute symlinks
+//!   stop at the root, as they would for a process chrooted there;
+//! * mount targets also with `RESOLVE_NO_SYMLINKS`: a symlink where a directory is
+//!   expected is refused, never followed;
+//! * the result is an `O_PATH` descriptor, and the engine acts on the descriptor
+//!   (mount onto `/proc/self/fd/N`, `fchdir`, reopen to read) — never on a path string
+//!   re-joined afterwards, which a second lookup could resolve differently;
+//! * files read from the root must be regular files, are opened non-blocking and
+//!   are read with a size cap.
+//!
+//! Later chapters reuse it: volumes (chapter 5) and layer unpacking (chapter 6).
+
+use std::ffi::OsString;
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, ResolveFlag};
+use nix::sys::stat::{Mode, SFlag};
+
+use crate::sys;
+
+/// A path in a root that cannot be used safely.
+#[derive(Debug, thiserror::Error)]
+pub enum SafePathError {
+    #[error("failed to open the root {root}")]
+    OpenRoot {
+        root: PathBuf,
+        #[source]
+        source: Errno,
+    },
+    #[error("{path} in the container's root is a symlink to {target}: refusing to follow it")]
+    Symlink { path: PathBuf, target: String },
+    #[error("{path} in the container's root is a {found}, not a {expected}: refusing to use it")]
+    WrongKind {
+        path: PathBuf,
+        found: &'static str,
+        expected: &'static str,
+    },
+    #[error("{path} does not exist in the container's root")]
+    Missing { path: PathBuf },
+    #[error("{path} in the container's root is larger than {cap} bytes: refusing to read it")]
+    TooLarge { path: PathBuf, cap: u64 },
+    #[error("failed to resolve {path} inside the container's root (openat2(2))")]
+    Resolve {
+        path: PathBuf,
+        #[source]
+        source: Errno,
+    },
+    #[error("failed to read {path} in the container's root")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to create {path} in a filesystem of the engine's own")]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: Errno,
+    },
+}
+
+impl SafePathError {
+    /// What usually causes this failure, for the hint line.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            SafePathError::Symlink { .. } | SafePathError::WrongKind { .. } => Some(
+                "the rootfs is crafted or broken: ferry mounts and reads only plain files and directories inside the root (chapter 1, \"the image is the attacker\")",
+            ),
+            SafePathError::Missing { .. } => Some(
+                "ferry does not write into the image: create the directory in the rootfs (chapter 5's overlay gives each container a layer of its own to write in)",
+            ),
+            SafePathError::Resolve {
+                source: Errno::ENOSYS,
+                ..
+            } => Some("openat2(2) needs Linux 5.6 or later (see chapters/setup.md)"),
+            _ => None,
+        }
+    }
+}
+
+/// What a path must be to be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Directory,
+    RegularFile,
+    /// A directory or a regular file (what a masked path may be).
+    DirectoryOrFile,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Directory => "directory",
+            Kind::RegularFile => "regular file",
+            Kind::DirectoryOrFile => "directory or regular file",
+        }
+    }
+
+    fn matches(self, mode: SFlag) -> bool {
+        match self {
+            Kind::Directory => mode == SFlag::S_IFDIR,
+            Kind::RegularFile => mode == SFlag::S_IFREG,
+            Kind::DirectoryOrFile => mode == SFlag::S_IFDIR || mode == SFlag::S_IFREG,
+        }
+    }
+}
+
+/// The kind of file a `st_mode` describes, as people say it.
+fn kind_name(mode: SFlag) -> &'static str {
+    match mode {
+        SFlag::S_IFDIR => "directory",
+        SFlag::S_IFREG => "regular file",
+        SFlag::S_IFLNK => "symlink",
+        SFlag::S_IFIFO => "FIFO",
+        SFlag::S_IFSOCK => "socket",
+        SFlag::S_IFCHR => "character device",
+        SFlag::S_IFBLK => "block device",
+        _ => "special file",
+    }
+}
+
+/// A directory that paths are resolved in, as if it were `/`.
+#[derive(Debug)]
+pub struct Root {
+    fd: OwnedFd,
+}
+
+/// A path resolved inside a root: an `O_PATH` descriptor, and the path it was
+/// asked for (for messages).
+#[derive(Debug)]
+pub struct Resolved {
+    fd: OwnedFd,
+    /// The path as asked for, inside the root (`/proc`).
+    pub path: PathBuf,
+}
+
+impl Resolved {
+    /// The descriptor's path in `/proc/self/fd`: what mount(2), or any call that
+    /// takes a path, can be given so that it acts on exactly this file. Needs a
+    /// procfs mounted at `/proc` (the host's before pivot_root, the container's after).
+    pub fn fd_path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd()))
+    }
+
+    /// The descriptor itself.
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Whether it is a directory (fstat(2) of the descriptor).
+    pub fn is_dir(&self) -> bool {
+        nix::sys::stat::fstat(self.fd.as_raw_fd()).is_ok_and(|stat| {
+            SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR
+        })
+    }
+}
+
+/// The path relative to the root, without `.` or leading `/` (openat2 resolves `..`
+/// and symlinks within the root itself).
+fn relative(path: &Path) -> PathBuf {
+    let relative: PathBuf = path
+        .components()
+        .filter(|c| !matches!(c, Component::RootDir | Component::CurDir))
+        .collect();
+    if relative.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        relative
+    }
+}
+
+impl Root {
+    /// Opens `dir` as a root to resolve paths in (`O_PATH | O_DIRECTORY`).
+    pub fn open(dir: &Path) -> Result<Root, SafePathError> {
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        sys::openat2(None, dir, flags, ResolveFlag::empty())
+            .map(|fd| Root { fd })
+            .map_err(|source| SafePathError::OpenRoot {
+                root: dir.to_path_buf(),
+                source,
+            })
+    }
+
+    /// Resolves `path` inside the root without following any symlink — not even
+    /// one that would stay inside — and checks it is a `kind`. What a mount target
+    /// must be (runc since CVE-2019-19921). `Ok(None)` when it does not exist.
+    pub fn resolve_no_symlinks(
+        &self,
+        path: &Path,
+        kind: Kind,
+    ) -> Result<Option<Resolved>, SafePathError> {
+        let resolve = ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_SYMLINKS;
+        match self.open_path(path, resolve, true) {
+            Ok(resolved) => self.check_kind(resolved, kind).map(Some),
+            Err(Errno::ENOENT) => Ok(None),
+            Err(Errno::ELOOP) => Err(self.find_symlink(path)),
+            Err(source) => Err(SafePathError::Resolve {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+
+    /// Like [`Root::resolve_no_symlinks`], but a missing path is an error that
+    /// says so.
+    pub fn require(&self, path: &Path, kind: Kind) -> Result<Resolved, SafePathError> {
+        self.resolve_no_symlinks(path, kind)?
+            .ok_or_else(|| SafePathError::Missing {
+                path: path.to_path_buf(),
+            })
+    }
+
+    /// Resolves `path` inside the root as a process chrooted there would: symlinks
+    /// are followed, but `..` and absolute links stop at the root, and magic links
+    /// (`/proc/self/fd/N`) are refused. `Ok(None)` when it does not exist.
+    pub fn resolve_in_root(
+        &self,
+        path: &Path,
+        kind: Kind,
+    ) -> Result<Option<Resolved>, SafePathError> {
+        let resolve = ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS;
+        match self.open_path(path, resolve, false) {
+            Ok(resolved) => self.check_kind(resolved, kind).map(Some),
+            Err(Errno::ENOENT) => Ok(None),
+            Err(source) => Err(SafePathError::Resolve {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+
+    /// Reads a regular file inside the root (symlinks followed within it), at most
+    /// `cap` bytes. `Ok(None)` when it does not exist. A FIFO, a device or a
+    /// directory is refused before anything is read: a FIFO would block forever and
+    /// `/dev/zero` would never end.
+    pub fn read_file(&self, path: &Path, cap: u64) -> Result<Option<Vec<u8>>, SafePathError> {
+        let Some(resolved) = self.resolve_in_root(path, Kind::RegularFile)? else {
+            return Ok(None);
+        };
+        let read_error = |source| SafePathError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        // Reopen the O_PATH descriptor for reading: the same file, not a new lookup.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(resolved.fd_path())
+            .map_err(read_error)?;
+        let mut bytes = Vec::new();
+        file.take(cap + 1)
+            .read_to_end(&mut bytes)
+            .map_err(read_error)?;
+        if bytes.len() as u64 > cap {
+            return Err(SafePathError::TooLarge {
+                path: path.to_path_buf(),
+                cap,
+            });
+        }
+        Ok(Some(bytes))
+    }
+
+    /// Creates the directory `name` in `parent` (a directory of a filesystem the
+    /// engine mounted itself, such as /dev's tmpfs — never in the image) and
+    /// resolves it.
+    pub fn create_dir_in(
+        &self,
+        parent: &Resolved,
+        name: &str,
+        mode: u32,
+    ) -> Result<Resolved, SafePathError> {
+        let path = parent.path.join(name);
+        match nix::sys::stat::mkdirat(
+            Some(parent.fd.as_raw_fd()),
+            name,
+            Mode::from_bits_truncate(mode),
+        ) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(source) => return Err(SafePathError::Create { path, source }),
+        }
+        self.require(&path, Kind::Directory)
+    }
+
+    /// openat2(2) of `path` in the root as an `O_PATH` descriptor. With `nofollow`,
+    /// a symlink as the last component is opened itself, so that `check_kind` can
+    /// name it.
+    fn open_path(
+        &self,
+        path: &Path,
+        resolve: ResolveFlag,
+        nofollow: bool,
+    ) -> Result<Resolved, Errno> {
+        let mut flags = OFlag::O_PATH | OFlag::O_CLOEXEC;
+        if nofollow {
+            flags |= OFlag::O_NOFOLLOW;
+        }
+        sys::openat2(Some(self.fd.as_fd()), &relative(path), flags, resolve).map(|fd| Resolved {
+            fd,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn check_kind(&self, resolved: Resolved, kind: Kind) -> Result<Resolved, SafePathError> {
+        let stat = nix::sys::stat::fstat(resolved.fd.as_raw_fd()).map_err(|source| {
+            SafePathError::Resolve {
+                path: resolved.path.clone(),
+                source,
+            }
+        })?;
+        let mode = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT;
+        if kind.matches(mode) {
+            return Ok(resolved);
+        }
+        if mode == SFlag::S_IFLNK {
+            return Err(SafePathError::Symlink {
+                target: link_target(&resolved.fd),
+                path: resolved.path,
+            });
+        }
+        Err(SafePathError::WrongKind {
+            path: resolved.path,
+            found: kind_name(mode),
+            expected: kind.name(),
+        })
+    }
+
+    /// Names the symlink that stopped a `RESOLVE_NO_SYMLINKS` lookup (ELOOP says
+    /// only that there was one): the first prefix of `path` that is a link.
+    fn find_symlink(&self, path: &Path) -> SafePathError {
+        let mut prefix = PathBuf::from("/");
+        for component in relative(path).components() {
+            prefix.push(component);
+            let resolve = ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_SYMLINKS;
+            match self.open_path(&prefix, resolve, true) {
+                Ok(resolved) => {
+                    if let Err(error) = self.check_kind(resolved, Kind::Directory) {
+                        if matches!(error, SafePathError::Symlink { .. }) {
+                            return error;
+                        }
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        SafePathError::Resolve {
+            path: path.to_path_buf(),
+            source: Errno::ELOOP,
+        }
+    }
+}
+
+/// Where a symlink opened with `O_PATH | O_NOFOLLOW` points (readlinkat(2) with an
+/// empty path), for the error message.
+fn link_target(fd: &OwnedFd) -> String {
+    nix::fcntl::readlinkat(Some(fd.as_raw_fd()), "")
+        .map(|target: OsString| target.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "(unreadable)".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("ferry-safe-path-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("root/etc")).unwrap();
+        dir
+    }
+
+    #[test]
+    fn symlinks_are_refused_as_mount_targets_and_named() {
+        let dir = scratch("links");
+        let root_dir = dir.join("root");
+        std::fs::create_dir(dir.join("outside")).unwrap();
+        symlink(dir.join("outside"), root_dir.join("proc")).unwrap();
+        symlink("etc", root_dir.join("sys")).unwrap();
+        std::fs::create_dir(root_dir.join("dev")).unwrap();
+        let root = Root::open(&root_dir).unwrap();
+        let error = root
+            .require(Path::new("/proc"), Kind::Directory)
+            .unwrap_err();
+        assert!(
+            matches!(&error, SafePathError::Symlink { path, target } if path == Path::new("/proc") && target.ends_with("outside")),
+            "{error:?}"
+        );
+        // A relative link that stays inside is still refused.
+        let error = root
+            .require(Path::new("/sys"), Kind::Directory)
+            .unwrap_err();
+        assert!(matches!(error, SafePathError::Symlink { .. }), "{error:?}");
+        // A link in the middle of the path is found and named.
+        let error = root
+            .require(Path::new("/sys/fs"), Kind::Directory)
+            .unwrap_err();
+        assert!(
+            matches!(&error, SafePathError::Symlink { path, .. } if path == Path::new("/sys")),
+            "{error:?}"
+        );
+        assert!(root.require(Path::new("/dev"), Kind::Directory).is_ok());
+        assert!(matches!(
+            root.require(Path::new("/missing"), Kind::Directory),
+            Err(SafePathError::Missing { .. })
+        ));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn files_are_read_inside_the_root_with_a_cap() {
+        let dir = scratch("read");
+        let root_dir = dir.join("root");
+        std::fs::write(dir.join("secret"), "host secret").unwrap();
+        std::fs::write(root_dir.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\n").unwrap();
+        // An absolute link resolves inside the root, not to the host's file.
+        symlink(dir.join("secret"), root_dir.join("etc/group")).unwrap();
+        nix::unistd::mkfifo(
+            &root_dir.join("etc/hostname"),
+            Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
+        std::fs::write(root_dir.join("big"), vec![b'x'; 100]).unwrap();
+        let root = Root::open(&root_dir).unwrap();
+        let passwd = root.read_file(Path::new("/etc/passwd"), 1 << 20).unwrap();
+        assert_eq!(passwd.as_deref(), Some(&b"root:x:0:0::/root:/bin/sh\n"[..]));
+        assert!(root
+            .read_file(Path::new("/etc/group"), 1 << 20)
+            .unwrap()
+            .is_none());
+        let fifo = root
+            .read_file(Path::new("/etc/hostname"), 1 << 20)
+            .unwrap_err();
+        assert!(
+            matches!(fifo, SafePathError::WrongKind { found: "FIFO", .. }),
+            "{fifo:?}"
+        );
+        assert!(matches!(
+            root.read_file(Path::new("/big"), 10),
+            Err(SafePathError::TooLarge { cap: 10, .. })
+        ));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
