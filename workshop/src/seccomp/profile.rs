@@ -162,8 +162,8 @@ pub const ALLOWED: &[&str] = &[
 /// Before 4.8 a tracer could change a syscall after the filter had checked it, so
 /// ptrace was a way around seccomp. The kernel's own check still applies (the
 /// same user, and no capability the tracer lacks), and the pid namespace shows
-/// only the container's processes. ferry needs a newer kernel anyway (close_range(2)
-/// is from 5.9), so it reads no kernel versions: the condition always holds.
+/// only the container's processes. ferry needs Linux 5.11 anyway (for close_range(2)'s
+/// CLOSE_RANGE_CLOEXEC), so it reads no kernel versions: the condition always holds.
 pub const ALLOWED_SINCE_LINUX_4_8: &[&str] = &["process_vm_readv", "process_vm_writev", "ptrace"];
 
 /// Syscalls allowed on one architecture only (Docker's `includes.arches` rules).
