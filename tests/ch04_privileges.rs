@@ -4,7 +4,8 @@
 //!
 //! Harmless when a protection is missing: the sysctl test writes back the current
 //! value, the device test only reads 512 bytes, the keyring and user-namespace
-//! calls change nothing outside the container's process.
+//! calls change nothing outside the container's process, a persona is the probe's
+//! own, sockets are closed unused, and pidfd_getfd copies the probe's own stdout.
 
 mod support;
 
@@ -170,6 +171,102 @@ fn seccomp_filter_blocks_what_capabilities_do_not() {
             "a 32-bit syscall must be refused (killed by SIGSYS or an error)\n{out}"
         );
     }
+}
+
+/// Personas Docker's profile refuses: each turns off a protection of the process's
+/// own memory layout, and only for the probe.
+const REFUSED_PERSONAS: &[u64] = &[
+    0x0040000, // ADDR_NO_RANDOMIZE
+    0x0200000, // ADDR_COMPAT_LAYOUT
+    0x0400000, // READ_IMPLIES_EXEC
+];
+
+#[test]
+fn personality_is_limited_to_dockers_personas() {
+    let host = TestHost::new();
+    let pick = usize::from_str_radix(&token()[..2], 16).unwrap() % REFUSED_PERSONAS.len();
+    let refused = REFUSED_PERSONAS[pick];
+    let persona = format!("{refused:#x}");
+    let set = probe_report(&host, &[], &["personality", &persona]);
+    assert_eq!(
+        set["errno"], 1,
+        "personality({persona}) must be refused with EPERM: {set}"
+    );
+    assert_ne!(set["current"], refused, "{set}");
+    for allowed in ["0xffffffff", "0x8"] {
+        let set = probe_report(&host, &[], &["personality", allowed]);
+        assert_eq!(set["ok"], true, "personality({allowed}) is allowed: {set}");
+    }
+    // Without the filter the kernel takes it: the EPERM above was seccomp's.
+    let open = probe_report(
+        &host,
+        &["--security-opt", "seccomp=unconfined"],
+        &["personality", &persona],
+    );
+    assert_eq!(open["current"], refused, "unconfined: {open}");
+}
+
+#[test]
+fn vsock_and_crypto_sockets_are_refused() {
+    let host = TestHost::new();
+    let socket = |options: &[&str], family: String, kind: i32| {
+        probe_report(&host, options, &["socket", &family, &kind.to_string()])
+    };
+    let vsock = libc::AF_VSOCK.to_string();
+    // The kernel reads the family as a 32-bit int: high bits must not get it past.
+    let vsock_high = format!("{:#x}", (1u64 << 32) | libc::AF_VSOCK as u64);
+    let alg = libc::AF_ALG.to_string();
+    let refused = [
+        (&vsock, libc::SOCK_STREAM),
+        (&vsock_high, libc::SOCK_STREAM),
+        (&alg, libc::SOCK_SEQPACKET),
+    ];
+    for (family, kind) in refused {
+        let result = socket(&[], family.clone(), kind);
+        assert_eq!(
+            result["errno"], 1,
+            "socket({family}) must be refused with EPERM: {result}"
+        );
+        // Without the filter the kernel answers for itself: a socket, or (where the
+        // family is missing) EAFNOSUPPORT — never EPERM.
+        let open = socket(
+            &["--security-opt", "seccomp=unconfined"],
+            family.clone(),
+            kind,
+        );
+        assert_ne!(open["errno"], 1, "unconfined socket({family}): {open}");
+    }
+    let unix = socket(&[], libc::AF_UNIX.to_string(), libc::SOCK_STREAM);
+    assert_eq!(unix["ok"], true, "AF_UNIX sockets must work: {unix}");
+    // The families next to the refused ones reach the kernel (which may not have them).
+    for family in [libc::AF_ALG + 1, libc::AF_VSOCK + 1] {
+        let result = socket(&[], family.to_string(), libc::SOCK_SEQPACKET);
+        assert_ne!(
+            result["errno"], 1,
+            "socket({family}) is not refused: {result}"
+        );
+    }
+}
+
+#[test]
+fn pidfd_getfd_needs_cap_sys_ptrace() {
+    let host = TestHost::new();
+    let refused = probe_report(&host, &[], &["pidfd-getfd"]);
+    assert_eq!(
+        (&refused["step"], &refused["errno"]),
+        (&"pidfd_getfd".into(), &1.into()),
+        "pidfd_getfd must be refused with EPERM: {refused}"
+    );
+    let allowed = probe_report(&host, &["--cap-add", "SYS_PTRACE"], &["pidfd-getfd"]);
+    assert_eq!(allowed["ok"], true, "with CAP_SYS_PTRACE: {allowed}");
+    // The probe copies its own descriptor, which the kernel allows anyone: without the
+    // filter it works, so the EPERM above was seccomp's.
+    let open = probe_report(
+        &host,
+        &["--security-opt", "seccomp=unconfined"],
+        &["pidfd-getfd"],
+    );
+    assert_eq!(open["ok"], true, "unconfined: {open}");
 }
 
 #[test]

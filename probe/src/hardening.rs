@@ -8,6 +8,12 @@
 //! * `tiocsti`: typing into the terminal, the classic escape through a shared tty.
 //! * `setuid-check`: the ids of a setuid copy of the probe; under no_new_privs the effective uid
 //!   stays the caller's.
+//! * `personality PERSONA`: an execution domain for the probe itself (`ADDR_NO_RANDOMIZE`, say),
+//!   which Docker's profile allows only for a few personas.
+//! * `socket FAMILY TYPE`: a socket, opened and closed at once (`AF_VSOCK`, `AF_ALG`: families
+//!   Docker's profile refuses), with the family as a full 64-bit register.
+//! * `pidfd-getfd`: a copy of the probe's own stdout through pidfd_getfd(2), which Docker's
+//!   profile allows only with CAP_SYS_PTRACE.
 //! * `chown PATH UID GID` and `sethostname NAME`: what capabilities allow. `sethostname` changes
 //!   the UTS namespace's name: callers run it only inside a UTS namespace of its own.
 
@@ -86,4 +92,34 @@ pub fn chown(path: &str, uid: u32, gid: u32) -> Json {
 /// `{"ok", "errno", "error"}` of sethostname(NAME).
 pub fn sethostname(name: &str) -> Json {
     Json::object(result_fields(&sys::set_hostname(name.as_bytes())))
+}
+
+/// `{"ok", "errno", "error", "previous", "current"}` of personality(PERSONA), then of
+/// personality(0xffffffff), which reports the persona in force (`current`).
+pub fn personality(persona: u64) -> Json {
+    let set = sys::personality(persona);
+    let current = sys::personality(0xffff_ffff).map_or(Json::Null, Json::from);
+    let previous = set.as_ref().ok().map_or(Json::Null, |p| Json::from(*p));
+    let mut fields = Vec::from(result_fields(&set));
+    fields.extend([("previous", previous), ("current", current)]);
+    Json::object(fields)
+}
+
+/// `{"ok", "errno", "error"}` of socket(FAMILY, TYPE, 0).
+pub fn socket(family: u64, kind: i32) -> Json {
+    Json::object(result_fields(&sys::open_socket(family, kind)))
+}
+
+/// `{"ok", "errno", "error", "step"}`: whether the probe could copy its own stdout through a
+/// pidfd, and if not, which call failed (`pidfd_open` or `pidfd_getfd`).
+pub fn pidfd_getfd() -> Json {
+    let result = sys::own_fd_through_pidfd();
+    let step = match &result {
+        Ok(()) => Json::Null,
+        Err((sys::PidfdStep::Open, _)) => Json::from("pidfd_open"),
+        Err((sys::PidfdStep::GetFd, _)) => Json::from("pidfd_getfd"),
+    };
+    let mut fields = Vec::from(result_fields(&result.map_err(|(_, e)| e)));
+    fields.push(("step", step));
+    Json::object(fields)
 }

@@ -9,7 +9,8 @@
 //! The later chapters' tests use it too: System V IPC objects and the loopback for namespaces
 //! (`ipc-create`, `ipc-find`, `ipc-remove`, `loopback`), bounded loads for cgroups (`hog`,
 //! `forks`, `spin`), and the calls hardening must refuse (`int80`, `keyctl`, `unshare-user`,
-//! `tiocsti`, `setuid-check`, `chown`, `sethostname`, `fds`). Every one of them is harmless when
+//! `tiocsti`, `setuid-check`, `chown`, `sethostname`, `personality`, `socket`, `pidfd-getfd`,
+//! `fds`). Every one of them is harmless when
 //! the protection under test is missing, since the tests also run them on the developer's machine:
 //! loads are capped (`hog` at 1024 MiB, `forks` at 500 children, 30 seconds), forked children are
 //! always reaped, and nothing changes the host except `ipc-create` (which the test undoes with
@@ -67,8 +68,12 @@ const USAGE: &str = "usage: probe report
        probe setuid-check
        probe chown PATH UID GID
        probe sethostname NAME
+       probe personality PERSONA
+       probe socket FAMILY TYPE
+       probe pidfd-getfd
        probe fds
-KEY is a nonzero System V IPC key, in decimal or as 0x-prefixed hex.";
+KEY is a nonzero System V IPC key, in decimal or as 0x-prefixed hex.
+PERSONA and FAMILY are 64-bit numbers, in decimal or as 0x-prefixed hex.";
 
 const SUBCOMMANDS: &[&str] = &[
     "report",
@@ -91,6 +96,9 @@ const SUBCOMMANDS: &[&str] = &[
     "setuid-check",
     "chown",
     "sethostname",
+    "personality",
+    "socket",
+    "pidfd-getfd",
     "fds",
 ];
 
@@ -160,6 +168,9 @@ fn run(args: &[&str]) -> Result<Reply, String> {
         ["setuid-check"] => hardening::setuid_check(),
         ["chown", path, uid, gid] => hardening::chown(path, number(uid)?, number(gid)?),
         ["sethostname", name] => hardening::sethostname(name),
+        ["personality", persona] => hardening::personality(word(persona)?),
+        ["socket", family, kind] => hardening::socket(word(family)?, number(kind)?),
+        ["pidfd-getfd"] => hardening::pidfd_getfd(),
         ["fds"] => report::fds(),
         [] => return Err("missing subcommand".to_owned()),
         [command, ..] if SUBCOMMANDS.contains(command) => {
@@ -190,6 +201,15 @@ fn capped<T: FromStr + PartialOrd + Display>(arg: &str, max: T) -> Result<T, Str
         return Err(format!("`{arg}` is more than {max}"));
     }
     Ok(n)
+}
+
+/// A 64-bit register's worth: decimal, or `0x` hex (`0x100000028` sets bits a 32-bit int drops).
+fn word(arg: &str) -> Result<u64, String> {
+    let value = match arg.strip_prefix("0x").or_else(|| arg.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => arg.parse().ok(),
+    };
+    value.ok_or_else(|| format!("`{arg}` is not a 64-bit number"))
 }
 
 /// A System V IPC key: decimal (a `key_t` is an int, so it may be negative) or `0x` hex up to
@@ -284,6 +304,18 @@ mod tests {
         assert!(ipc_key("4294967295").is_err());
         assert!(ipc_key("key").unwrap_err().contains("not an IPC key"));
         assert!(run(&["ipc-find", "0"]).is_err());
+    }
+
+    #[test]
+    fn words_are_decimal_or_hex_up_to_64_bits() {
+        assert_eq!(word("40"), Ok(40));
+        assert_eq!(word("0x100000028"), Ok(0x1_0000_0028));
+        assert_eq!(word("0xffffffffffffffff"), Ok(u64::MAX));
+        assert!(word("0x10000000000000000").is_err());
+        assert!(word("-1").unwrap_err().contains("not a 64-bit number"));
+        assert!(run(&["socket", "40"])
+            .unwrap_err()
+            .contains("wrong arguments"));
     }
 
     #[test]

@@ -292,6 +292,64 @@ pub fn join_session_keyring() -> io::Result<libc::c_long> {
     Ok(rc)
 }
 
+/// Sets this process's execution domain (see personality(2)) through the raw system call, so
+/// that all 64 bits of `persona` reach the kernel (and a seccomp filter); returns the previous
+/// persona. `0xffffffff` sets nothing and only asks.
+pub fn personality(persona: u64) -> io::Result<i64> {
+    // SAFETY: personality only reads its integer argument and changes only this process.
+    let rc = unsafe { libc::syscall(libc::SYS_personality, persona) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(rc)
+}
+
+/// Opens a socket of `family` and `kind` (see socket(2)) and closes it at once. The family goes
+/// through the raw system call as a full 64-bit register, high bits and all.
+pub fn open_socket(family: u64, kind: i32) -> io::Result<()> {
+    // SAFETY: socket only reads its three integer arguments.
+    let fd = unsafe { libc::syscall(libc::SYS_socket, family, kind | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    close(fd as i32);
+    Ok(())
+}
+
+/// Which step of [`own_fd_through_pidfd`] failed.
+#[derive(Debug, Clone, Copy)]
+pub enum PidfdStep {
+    Open,
+    GetFd,
+}
+
+/// Takes a copy of this process's own stdout through a pidfd: pidfd_open(2) on our own pid,
+/// then pidfd_getfd(2) on fd 1. Both descriptors are closed again. Another process's
+/// descriptors are never touched.
+pub fn own_fd_through_pidfd() -> Result<(), (PidfdStep, io::Error)> {
+    // SAFETY: getpid takes no arguments; pidfd_open only reads its two integers.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
+    if pidfd < 0 {
+        return Err((PidfdStep::Open, io::Error::last_os_error()));
+    }
+    // SAFETY: pidfd_getfd only reads its three integers; `pidfd` is ours and open.
+    let copy = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, 1, 0) };
+    let result = if copy < 0 {
+        Err((PidfdStep::GetFd, io::Error::last_os_error()))
+    } else {
+        close(copy as i32);
+        Ok(())
+    };
+    close(pidfd as i32);
+    result
+}
+
+/// Closes a descriptor this module opened (see close(2)); a failure changes nothing for us.
+fn close(fd: i32) {
+    // SAFETY: `fd` was returned to us by the kernel a moment ago and nothing else owns it.
+    unsafe { libc::close(fd) };
+}
+
 /// Pushes `byte` into the input queue of the terminal open on `fd`, as if typed (see
 /// ioctl_tty(2), `TIOCSTI`).
 pub fn inject_input(fd: i32, byte: u8) -> io::Result<()> {

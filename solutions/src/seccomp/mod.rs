@@ -78,8 +78,34 @@ fn kernel_action(action: Action, errno: Option<u32>) -> SeccompAction {
     }
 }
 
-/// One argument condition of a rule, as seccompiler expresses it.
-fn condition(arg: &Arg) -> Result<SeccompCondition, seccompiler::BackendError> {
+/// Arguments the kernel reads as a 32-bit `int` from a 64-bit register, as
+/// (syscall, argument index). A filter compares only their low half: the kernel
+/// throws the high half away, so a filter that compared all 64 bits could be
+/// fooled. `socket(0x1_0000_0028, ...)` is greater than 40 as a 64-bit number, and
+/// the kernel opens family 40, AF_VSOCK. Other arguments are compared whole.
+const INT_ARGUMENTS: &[(&str, u8)] = &[
+    ("personality", 0), // unsigned int persona
+    ("socket", 0),      // int domain (the family)
+    ("socket", 1),      // int type
+    ("socket", 2),      // int protocol
+];
+
+/// The argument conditions of a rule, for syscall `name`, as seccompiler expresses
+/// them (all must hold).
+fn conditions(name: &str, args: &[Arg]) -> Result<Vec<SeccompCondition>, SeccompError> {
+    args.iter()
+        .map(|arg| condition(name, arg))
+        .collect::<Result<_, _>>()
+        .map_err(SeccompError::Compile)
+}
+
+/// One argument condition, compared as wide as the kernel reads the argument.
+fn condition(name: &str, arg: &Arg) -> Result<SeccompCondition, seccompiler::BackendError> {
+    let width = if INT_ARGUMENTS.contains(&(name, arg.index)) {
+        SeccompCmpArgLen::Dword
+    } else {
+        SeccompCmpArgLen::Qword
+    };
     let (op, value) = match arg.op {
         Op::Eq => (SeccompCmpOp::Eq, arg.value),
         Op::Ne => (SeccompCmpOp::Ne, arg.value),
@@ -89,7 +115,7 @@ fn condition(arg: &Arg) -> Result<SeccompCondition, seccompiler::BackendError> {
         Op::Ge => (SeccompCmpOp::Ge, arg.value),
         Op::MaskedEq => (SeccompCmpOp::MaskedEq(arg.value), arg.value_two),
     };
-    SeccompCondition::new(arg.index, SeccompCmpArgLen::Qword, op, value)
+    SeccompCondition::new(arg.index, width, op, value)
 }
 
 /// Compiles `profile` for a container holding `caps` into the filters to load, in
@@ -105,17 +131,12 @@ pub fn compile(profile: &Profile, caps: &HashSet<String>) -> Result<Vec<BpfProgr
     for rule in profile.syscalls.iter().filter(|rule| rule.applies(caps)) {
         let action = kernel_action(rule.action, rule.errno_ret);
         let key = (rule.action as u8, rule.errno_ret.unwrap_or(0));
-        let conditions: Vec<SeccompCondition> = rule
-            .args
-            .iter()
-            .map(condition)
-            .collect::<Result<_, _>>()
-            .map_err(SeccompError::Compile)?;
         for name in &rule.names {
             let Some(number) = syscalls::number(name) else {
                 log::debug!("seccomp: no syscall {name} on this architecture");
                 continue;
             };
+            let conditions = conditions(name, &rule.args)?;
             let rules = &mut by_action
                 .entry(key)
                 .or_insert_with(|| (action.clone(), BTreeMap::new()))
@@ -125,12 +146,12 @@ pub fn compile(profile: &Profile, caps: &HashSet<String>) -> Result<Vec<BpfProgr
                 None if conditions.is_empty() => drop(rules.insert(number, Vec::new())),
                 None => drop(rules.insert(
                     number,
-                    vec![SeccompRule::new(conditions.clone()).map_err(SeccompError::Compile)?],
+                    vec![SeccompRule::new(conditions).map_err(SeccompError::Compile)?],
                 )),
                 Some(chain) if chain.is_empty() => {}
                 Some(chain) if conditions.is_empty() => chain.clear(),
                 Some(chain) => {
-                    chain.push(SeccompRule::new(conditions.clone()).map_err(SeccompError::Compile)?)
+                    chain.push(SeccompRule::new(conditions).map_err(SeccompError::Compile)?)
                 }
             }
         }

@@ -3,7 +3,8 @@
 //! Seccomp filters match syscall *numbers*, which differ between architectures;
 //! profiles name syscalls. These tables are generated from the `libc` crate's
 //! `SYS_*` constants: one list every 64-bit architecture has, one x86_64 adds
-//! (the legacy calls aarch64 never had, such as `open` and `fork`).
+//! (the legacy calls aarch64 never had, such as `open` and `fork`). A third list
+//! gives the numbers of calls newer than the `libc` crate knows.
 
 /// `SYS_name` constants as (name, number) pairs.
 macro_rules! numbers {
@@ -86,11 +87,34 @@ const ARCH_ONLY: &[(&str, i64)] = numbers!(
 #[cfg(not(target_arch = "x86_64"))]
 const ARCH_ONLY: &[(&str, i64)] = &[];
 
+/// Calls Docker's default profile allows that the `libc` crate has no `SYS_*`
+/// constant for yet, numbered from the kernel's tables
+/// (`arch/x86/entry/syscalls/syscall_64.tbl`, `include/uapi/asm-generic/unistd.h`).
+/// Since Linux 5.1 a new call gets the same number on every architecture, so
+/// from 451 on one list serves both; the two older ones differ.
+#[rustfmt::skip]
+const NEWER_THAN_LIBC: &[(&str, i64)] = &[
+    ("SYS_cachestat", 451), ("SYS_map_shadow_stack", 453), ("SYS_futex_wake", 454),
+    ("SYS_futex_wait", 455), ("SYS_futex_requeue", 456), ("SYS_statmount", 457),
+    ("SYS_listmount", 458), ("SYS_lsm_get_self_attr", 459), ("SYS_lsm_set_self_attr", 460),
+    ("SYS_lsm_list_modules", 461), ("SYS_setxattrat", 463), ("SYS_getxattrat", 464),
+    ("SYS_listxattrat", 465), ("SYS_removexattrat", 466),
+    #[cfg(target_arch = "x86_64")]
+    ("SYS_io_pgetevents", 333),
+    #[cfg(target_arch = "x86_64")]
+    ("SYS_uretprobe", 335),
+    #[cfg(target_arch = "aarch64")]
+    ("SYS_io_pgetevents", 292),
+    #[cfg(target_arch = "aarch64")]
+    ("SYS_fchmodat2", 452),
+];
+
 /// The number of syscall `name` on this architecture, if it has one.
 pub fn number(name: &str) -> Option<i64> {
     COMMON
         .iter()
         .chain(ARCH_ONLY)
+        .chain(NEWER_THAN_LIBC)
         .find(|(constant, _)| constant.strip_prefix("SYS_") == Some(name))
         .map(|(_, number)| *number)
 }
@@ -102,5 +126,21 @@ mod tests {
         assert_eq!(super::number("read"), Some(libc::SYS_read));
         assert_eq!(super::number("keyctl"), Some(libc::SYS_keyctl));
         assert_eq!(super::number("no_such_call"), None);
+    }
+
+    #[test]
+    fn numbers_newer_than_libc_follow_its_own() {
+        // fchmodat2 (452) and mseal (462) are in libc: the added calls sit around them.
+        assert_eq!(super::number("fchmodat2"), Some(452));
+        assert_eq!(super::number("cachestat"), Some(451));
+        assert_eq!(super::number("mseal"), Some(462));
+        assert_eq!(super::number("setxattrat"), Some(463));
+        let names: Vec<&str> = super::NEWER_THAN_LIBC.iter().map(|(n, _)| *n).collect();
+        for (name, _) in super::COMMON.iter().chain(super::ARCH_ONLY) {
+            assert!(
+                !names.contains(name),
+                "{name} is in libc now: drop it from NEWER_THAN_LIBC"
+            );
+        }
     }
 }

@@ -80,8 +80,34 @@ fn kernel_action(action: Action, errno: Option<u32>) -> SeccompAction {
     }
 }
 
-/// One argument condition of a rule, as seccompiler expresses it.
-fn condition(arg: &Arg) -> Result<SeccompCondition, seccompiler::BackendError> {
+/// Arguments the kernel reads as a 32-bit `int` from a 64-bit register, as
+/// (syscall, argument index). A filter compares only their low half: the kernel
+/// throws the high half away, so a filter that compared all 64 bits could be
+/// fooled. `socket(0x1_0000_0028, ...)` is greater than 40 as a 64-bit number, and
+/// the kernel opens family 40, AF_VSOCK. Other arguments are compared whole.
+const INT_ARGUMENTS: &[(&str, u8)] = &[
+    ("personality", 0), // unsigned int persona
+    ("socket", 0),      // int domain (the family)
+    ("socket", 1),      // int type
+    ("socket", 2),      // int protocol
+];
+
+/// The argument conditions of a rule, for syscall `name`, as seccompiler expresses
+/// them (all must hold).
+fn conditions(name: &str, args: &[Arg]) -> Result<Vec<SeccompCondition>, SeccompError> {
+    args.iter()
+        .map(|arg| condition(name, arg))
+        .collect::<Result<_, _>>()
+        .map_err(SeccompError::Compile)
+}
+
+/// One argument condition, compared as wide as the kernel reads the argument.
+fn condition(name: &str, arg: &Arg) -> Result<SeccompCondition, seccompiler::BackendError> {
+    let width = if INT_ARGUMENTS.contains(&(name, arg.index)) {
+        SeccompCmpArgLen::Dword
+    } else {
+        SeccompCmpArgLen::Qword
+    };
     let (op, value) = match arg.op {
         Op::Eq => (SeccompCmpOp::Eq, arg.value),
         Op::Ne => (SeccompCmpOp::Ne, arg.value),
@@ -91,7 +117,7 @@ fn condition(arg: &Arg) -> Result<SeccompCondition, seccompiler::BackendError> {
         Op::Ge => (SeccompCmpOp::Ge, arg.value),
         Op::MaskedEq => (SeccompCmpOp::MaskedEq(arg.value), arg.value_two),
     };
-    SeccompCondition::new(arg.index, SeccompCmpArgLen::Qword, op, value)
+    SeccompCondition::new(arg.index, width, op, value)
 }
 
 /// Compiles `profile` for a container holding `caps` into the filters to load, in
