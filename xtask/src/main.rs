@@ -97,3 +97,22 @@ fn run(cli: Cli) -> Result<()> {
         Command::Test => suite::run(&manifest),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn grade_formats_exclude_each_other_and_the_classroom_file() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["cargo xtask", "grade"], args].concat());
+        assert!(parse(&["--json", "--tests-from", "origin/main", "--chapter", "0"]).is_ok());
+        assert!(parse(&["--json", "--junit"]).is_err());
+        assert!(parse(&["--classroom", "--chapter", "1"]).is_err());
+    }
+}
