@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::manifest::{project_root, Chapter, Manifest};
 use crate::results::{run_tests, TestRun};
+use crate::util::copy_tree;
 use crate::workshop::{fill_regions, generate, Tree};
 
 /// What the scratch workspace needs besides the workshop's sources.
@@ -145,23 +146,6 @@ fn prepare_scratch(root: &Path, scratch: &Path) -> Result<()> {
     }
     for item in COPIED {
         copy_tree(&root.join(item), &scratch.join(item))?;
-    }
-    Ok(())
-}
-
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    if from.is_dir() {
-        std::fs::create_dir_all(to)?;
-        for entry in std::fs::read_dir(from)? {
-            let entry = entry?;
-            if entry.file_name() == "target" {
-                continue;
-            }
-            copy_tree(&entry.path(), &to.join(entry.file_name()))?;
-        }
-    } else {
-        std::fs::create_dir_all(to.parent().expect("has a parent"))?;
-        std::fs::copy(from, to).with_context(|| format!("failed to copy {}", from.display()))?;
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ mod catch_up;
 mod check;
 mod demo;
 mod doctor;
+mod grade;
 mod hostcheck;
 mod ladder;
 mod manifest;
@@ -50,6 +51,8 @@ enum Command {
         #[arg(long)]
         run: bool,
     },
+    /// Points per chapter: every chapter's tests against your workshop (--json, --junit)
+    Grade(grade::Args),
     /// What this machine can run: root, kernel, cgroups, overlayfs, packages
     Doctor,
     /// Build the engine and show what it isolates, chapter by chapter (runs as root)
@@ -82,6 +85,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Doctor => doctor::run(),
         Command::Check { chapter } => check::run(&manifest, chapter),
         Command::Progress { run } => progress::run(&manifest, run),
+        Command::Grade(args) => grade::run(&manifest, args),
         Command::Ladder { full } => {
             util::ensure_packages(&[util::BUSYBOX])?;
             let host = hostcheck::HostState::capture();
@@ -91,5 +95,24 @@ fn run(cli: Cli) -> Result<()> {
         Command::Demo => demo::run(),
         Command::Book => book::run(),
         Command::Test => suite::run(&manifest),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn grade_formats_exclude_each_other_and_the_classroom_file() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["cargo xtask", "grade"], args].concat());
+        assert!(parse(&["--json", "--tests-from", "origin/main", "--chapter", "0"]).is_ok());
+        assert!(parse(&["--json", "--junit"]).is_err());
+        assert!(parse(&["--classroom", "--chapter", "1"]).is_err());
     }
 }

@@ -40,7 +40,12 @@ pub fn project_root() -> PathBuf {
 
 impl Manifest {
     pub fn load() -> Result<Manifest> {
-        let path = project_root().join("chapters.toml");
+        Manifest::read(&project_root())
+    }
+
+    /// The manifest of the workspace at `root` (a scratch copy, for instance).
+    pub fn read(root: &Path) -> Result<Manifest> {
+        let path = root.join("chapters.toml");
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("failed to read {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("failed to parse {}", path.display()))
@@ -84,9 +89,11 @@ impl Manifest {
 impl Chapter {
     /// Whether the chapter's test file exists yet.
     pub fn has_tests(&self) -> bool {
-        project_root()
-            .join("tests")
-            .join(format!("{}.rs", self.test))
-            .exists()
+        self.test_file(&project_root()).exists()
+    }
+
+    /// The chapter's test file in the workspace at `root`.
+    pub fn test_file(&self, root: &Path) -> PathBuf {
+        root.join("tests").join(format!("{}.rs", self.test))
     }
 }

@@ -56,6 +56,24 @@ pub fn status(command: &mut Command) -> Result<ExitStatus> {
         .with_context(|| format!("failed to start `{}`", describe(command)))
 }
 
+/// Copies a file or a directory tree, leaving out build output (`target/`).
+pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    if from.is_dir() {
+        std::fs::create_dir_all(to)?;
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            if entry.file_name() == "target" {
+                continue;
+            }
+            copy_tree(&entry.path(), &to.join(entry.file_name()))?;
+        }
+    } else {
+        std::fs::create_dir_all(to.parent().expect("has a parent"))?;
+        std::fs::copy(from, to).with_context(|| format!("failed to copy {}", from.display()))?;
+    }
+    Ok(())
+}
+
 pub fn describe(command: &Command) -> String {
     let mut text = command.get_program().to_string_lossy().into_owned();
     for arg in command.get_args() {
