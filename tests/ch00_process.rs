@@ -350,3 +350,54 @@ fn a_killed_engine_takes_its_container_with_it() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_running_container_has_its_spec_and_state_on_disk() {
+    let host = TestHost::new();
+    let marker = token();
+    let script = format!("read x; : {marker}");
+    let mut running = host.run(&["sh", "-c", &script]).spawn();
+    let pid = support::find_process(&marker, running.pid());
+    let containers = host.state.join("containers");
+    let dir = std::fs::read_dir(&containers)
+        .unwrap()
+        .next()
+        .expect("a running container has a directory in the state root")
+        .unwrap()
+        .path();
+    let read_json = |name: &str| -> serde_json::Value {
+        let text = std::fs::read_to_string(dir.join(name))
+            .unwrap_or_else(|e| panic!("{name} in {}: {e}", dir.display()));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} is not JSON: {e}"))
+    };
+    // What the engine handed its runtime, in the OCI runtime spec's names.
+    let config = read_json("config.json");
+    assert_eq!(config["process"]["args"][2], script.as_str(), "{config}");
+    assert_eq!(
+        config["root"]["path"],
+        std::fs::canonicalize(&host.rootfs)
+            .unwrap()
+            .to_str()
+            .unwrap(),
+        "{config}"
+    );
+    assert!(config["ociVersion"]
+        .as_str()
+        .unwrap_or("")
+        .starts_with("1."));
+    assert!(config["linux"]["namespaces"].is_array(), "{config}");
+    assert!(config["mounts"].is_array(), "{config}");
+    // The runtime's state, as `runc state` shows it.
+    let state = read_json("state.json");
+    assert_eq!(state["status"], "running", "{state}");
+    assert_eq!(state["id"], dir.file_name().unwrap().to_str().unwrap());
+    let first = state["pid"].as_i64().expect("state.json has the pid") as i32;
+    assert!(
+        first == pid
+            || std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .is_ok_and(|s| s.contains(&format!("PPid:\t{first}"))),
+        "state.json's pid {first} is neither the command {pid} nor its parent (--init)"
+    );
+    running.close_stdin();
+    running.wait().assert_success();
+}

@@ -504,7 +504,14 @@ fn passwd_and_group_that_are_not_regular_files_are_refused() {
         if kind == "FIFO" {
             nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
         } else {
-            // The container's own /dev/zero: reading it would never end.
+            // An image may carry device nodes: reading this one would never end.
+            nix::sys::stat::mknod(
+                &host.rootfs.join("dev/zero"),
+                nix::sys::stat::SFlag::S_IFCHR,
+                nix::sys::stat::Mode::from_bits_truncate(0o666),
+                nix::sys::stat::makedev(1, 5),
+            )
+            .unwrap();
             std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
         }
         let out = host

@@ -7,7 +7,7 @@
 
 pub mod cgroups;
 pub mod cli;
-pub mod config;
+pub mod engine;
 pub mod env;
 pub mod errors;
 pub mod id;
@@ -22,7 +22,6 @@ pub mod runtime;
 pub mod safe_path;
 pub mod seccomp;
 pub mod signals;
-pub mod state;
 #[allow(unsafe_code)]
 pub mod sys;
 

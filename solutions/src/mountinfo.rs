@@ -1,30 +1,39 @@
-//! /proc/self/mountinfo, read into mount points and filesystem types (see proc(5)).
+//! /proc/self/mountinfo, read into its fields (see proc_pid_mountinfo(5)).
 //!
 //! Each line: `ID PARENT MAJ:MIN ROOT MOUNT-POINT OPTIONS [OPTIONAL...] - FSTYPE
 //! SOURCE SUPER-OPTIONS`. Paths have spaces, tabs, newlines and backslashes written
 //! as octal escapes (`\040`).
-
-use std::path::PathBuf;
+//!
+//! The one mountinfo reader of the project: the engine uses it, and xtask and the
+//! test harness include this very file (`#[path]`), so the three cannot drift. It
+//! uses nothing but the standard library for that reason.
 
 /// One mount of the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountInfo {
-    pub mount_point: PathBuf,
+    pub mount_point: String,
+    /// Propagation: `shared:N`, `master:N`, `unbindable`; none means private.
+    pub optional: Vec<String>,
     pub fstype: String,
+    /// The filesystem's own options; for cgroup v1, its controllers.
+    pub super_options: String,
 }
 
 /// Parses mountinfo text; lines that do not have the format are skipped.
 pub fn parse(text: &str) -> Vec<MountInfo> {
-    text.lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split(' ').collect();
-            let separator = fields.iter().position(|f| *f == "-")?;
-            Some(MountInfo {
-                mount_point: PathBuf::from(unescape(fields.get(4)?)),
-                fstype: fields.get(separator + 1)?.to_string(),
-            })
-        })
-        .collect()
+    text.lines().filter_map(parse_line).collect()
+}
+
+fn parse_line(line: &str) -> Option<MountInfo> {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    // The optional fields end with a lone "-" (searched after the six fixed fields).
+    let dash = 6 + fields.get(6..)?.iter().position(|&f| f == "-")?;
+    Some(MountInfo {
+        mount_point: unescape(fields.get(4)?),
+        optional: fields[6..dash].iter().map(|f| f.to_string()).collect(),
+        fstype: fields.get(dash + 1)?.to_string(),
+        super_options: fields.get(dash + 3).unwrap_or(&"").to_string(),
+    })
 }
 
 /// Undoes mountinfo's octal escapes (`\040` is a space).
@@ -56,13 +65,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn mount_points_and_types_are_read_with_escapes() {
+    fn fields_are_read_with_escapes_and_optional_fields() {
         let text = "22 1 0:21 / /proc rw,nosuid shared:5 - proc proc rw\n\
-                    30 22 0:30 / /mnt/with\\040space rw - tmpfs none rw\n\
+                    30 22 0:30 / /mnt/with\\040space rw - tmpfs none rw,size=4k\n\
                     garbage\n";
         let mounts = parse(text);
         assert_eq!(mounts.len(), 2);
         assert_eq!(mounts[0].fstype, "proc");
-        assert_eq!(mounts[1].mount_point, PathBuf::from("/mnt/with space"));
+        assert_eq!(mounts[0].optional, ["shared:5"]);
+        assert_eq!(mounts[1].mount_point, "/mnt/with space");
+        assert!(mounts[1].optional.is_empty());
+        assert_eq!(mounts[1].super_options, "rw,size=4k");
     }
 }

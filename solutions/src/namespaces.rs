@@ -60,14 +60,13 @@ pub const NAMESPACES: &[Namespace] = &[
 
 /// POSIX message queues of the container's own IPC namespace (see mq_overview(7)),
 /// mounted after the rootfs when the container has an IPC namespace.
-pub const MQUEUE: KernelMount = KernelMount {
+pub const MQUEUE: KernelMount<'static> = KernelMount {
     target: "/dev/mqueue",
     fstype: "mqueue",
     flags: MsFlags::MS_NOSUID
         .union(MsFlags::MS_NODEV)
         .union(MsFlags::MS_NOEXEC),
     data: None,
-    on_engine_fs: true,
 };
 
 /// Namespaces the child unshares itself, after the parent's part is done.

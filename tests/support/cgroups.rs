@@ -6,10 +6,10 @@ use std::path::PathBuf;
 /// Mount points of every cgroup hierarchy (v1 and v2), from /proc/self/mountinfo.
 pub fn hierarchies() -> Vec<PathBuf> {
     let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    super::mountinfo::mount_table(&text)
+    super::mountinfo::parse(&text)
         .into_iter()
-        .filter(|(_, fstype)| fstype == "cgroup" || fstype == "cgroup2")
-        .map(|(point, _)| PathBuf::from(point))
+        .filter(|m| m.fstype == "cgroup" || m.fstype == "cgroup2")
+        .map(|m| PathBuf::from(m.mount_point))
         .collect()
 }
 

@@ -54,9 +54,9 @@ impl TestHost {
     pub fn mounts(&self) -> Vec<String> {
         let text =
             std::fs::read_to_string(format!("/proc/{}/mountinfo", self.holder.id())).unwrap();
-        let mut mounts: Vec<String> = super::mountinfo::mount_table(&text)
+        let mut mounts: Vec<String> = super::mountinfo::parse(&text)
             .into_iter()
-            .map(|(point, fstype)| format!("{point} {fstype}"))
+            .map(|m| format!("{} {}", m.mount_point, m.fstype))
             .collect();
         mounts.sort();
         mounts

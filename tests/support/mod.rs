@@ -10,6 +10,7 @@ pub mod cgroups;
 pub mod fixture;
 mod host;
 mod invocation;
+#[path = "../../solutions/src/mountinfo.rs"]
 mod mountinfo;
 mod output;
 mod probe;

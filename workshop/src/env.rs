@@ -16,7 +16,7 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 pub const DEFAULT_HOME: &str = "/root";
 
 /// One `-e` / `--env-file` entry as the user wrote it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum EnvEntry {
     /// `KEY=VALUE`: set KEY to VALUE.
     Set(String, String),

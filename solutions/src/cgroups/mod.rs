@@ -194,6 +194,18 @@ impl ContainerCgroup {
     }
 }
 
+impl ContainerCgroup {
+    /// Kills what is left in the cgroup and removes it and the parent levels it
+    /// leaves empty: the explicit end of a container's cgroup (`Drop` is only the
+    /// safety net for a path that forgot).
+    pub fn destroy(mut self) -> Result<(), CgroupError> {
+        self.removed = true;
+        self.remove()?;
+        self.remove_empty_parents();
+        Ok(())
+    }
+}
+
 impl Drop for ContainerCgroup {
     fn drop(&mut self) {
         if std::thread::panicking() {

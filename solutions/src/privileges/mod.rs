@@ -26,16 +26,18 @@ pub struct Security {
     pub capabilities: CapsHashSet,
     /// `--security-opt no-new-privileges` (default true).
     pub no_new_privileges: bool,
-    /// `None`: `seccomp=unconfined` (or `--privileged`).
+    /// `None`: `seccomp=unconfined` (or `--privileged`). Resolved for this
+    /// container: no rule has conditions left on capabilities or architectures.
     pub seccomp: Option<Profile>,
-    /// `--privileged`: /proc and /sys unmasked and /proc/sys writable (with every
-    /// capability and no seccomp filter, decided in `config`). Unlike docker's, it
-    /// keeps /sys read-only, devices sealed and no_new_privs on.
-    pub privileged: bool,
+    /// Paths to mask (`paths::MASKED_PATHS` by default; none with `--privileged`).
+    pub masked_paths: Vec<String>,
+    /// Paths to make read-only (`paths::READONLY_PATHS`; none with `--privileged`).
+    pub readonly_paths: Vec<String>,
     /// `--read-only`: the root filesystem cannot be written.
     pub read_only: bool,
-    /// `--user`, resolved inside the container once its root is entered.
-    pub user: Option<String>,
+    /// Who the command runs as (the engine resolved `--user` in the image's
+    /// /etc/passwd and /etc/group); `None` stays root.
+    pub user: Option<User>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,15 +86,10 @@ pub enum PrivilegeError {
 /// stderr is marked close-on-exec.
 pub fn harden(security: &Security) -> Result<Option<User>, PrivilegeError> {
     // BEGIN SOLUTION ch04 "harden the container's process, each step in its place (the chapter's entry point)"
-    if !security.privileged {
-        paths::mask_paths(paths::MASKED_PATHS)?;
-        paths::make_readonly(paths::READONLY_PATHS)?;
-    }
+    paths::mask_paths(&security.masked_paths)?;
+    paths::make_readonly(&security.readonly_paths)?;
     paths::seal_devices(security.read_only)?;
-    let user = match &security.user {
-        Some(spec) => Some(user::resolve(spec, std::path::Path::new("/"))?),
-        None => None,
-    };
+    let user = security.user.clone();
     let filters = match &security.seccomp {
         Some(profile) => seccomp::compile(profile, &capabilities::names(&security.capabilities))?,
         None => Vec::new(),

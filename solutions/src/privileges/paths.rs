@@ -81,7 +81,7 @@ fn mount_error(target: &Path) -> impl FnOnce(nix::Error) -> PrivilegeError + '_ 
 
 /// Hides each existing path of `paths`: a directory gets an empty read-only tmpfs
 /// on top, a file gets /dev/null bind-mounted on top (see mount(2)).
-pub fn mask_paths(paths: &[&str]) -> Result<(), PrivilegeError> {
+pub fn mask_paths(paths: &[String]) -> Result<(), PrivilegeError> {
     // BEGIN SOLUTION ch04 "mask paths: an empty read-only tmpfs on directories, /dev/null on files"
     for path in paths.iter().map(Path::new) {
         let Some(target) = kernel_path(&path.to_string_lossy())? else {
@@ -114,7 +114,7 @@ pub fn mask_paths(paths: &[&str]) -> Result<(), PrivilegeError> {
 /// Makes each existing path of `paths` read-only: bind-mount it onto itself (a
 /// mount of its own), then remount that bind mount with `MS_RDONLY` — flags of a
 /// bind mount can only be changed by a remount. Keep `nosuid,nodev,noexec`.
-pub fn make_readonly(paths: &[&str]) -> Result<(), PrivilegeError> {
+pub fn make_readonly(paths: &[String]) -> Result<(), PrivilegeError> {
     // BEGIN SOLUTION ch04 "make paths read-only: bind-mount onto itself, then remount read-only"
     let locked = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     for path in paths.iter().map(Path::new) {
@@ -196,7 +196,7 @@ pub fn seal_devices(read_only_root: bool) -> Result<(), PrivilegeError> {
         dev,
         Some("tmpfs"),
         dev_flags,
-        Some("mode=755,size=65536k"),
+        Some(crate::rootfs::DEV_TMPFS_OPTIONS),
     )
     .map_err(mount_error(dev))?;
     let root = Path::new("/");

@@ -13,61 +13,55 @@ use super::RootfsError;
 
 /// One filesystem to mount inside the new root (see mount(2)).
 #[derive(Debug, Clone, Copy)]
-pub struct KernelMount {
+pub struct KernelMount<'a> {
     /// Where, inside the container.
-    pub target: &'static str,
+    pub target: &'a str,
     /// The filesystem type (`-t` of mount(8)); also used as the source name.
-    pub fstype: &'static str,
+    pub fstype: &'a str,
     /// Generic mount flags.
     pub flags: MsFlags,
     /// Filesystem-specific options (`-o` of mount(8) that are not flags).
-    pub data: Option<&'static str>,
-    /// The target lies on a filesystem ferry mounted itself (the /dev tmpfs), so
-    /// ferry may create it there; every other target must already exist in the
-    /// image, which ferry never writes.
-    pub on_engine_fs: bool,
+    pub data: Option<&'a str>,
 }
+
+/// The options of the tmpfs on /dev, used again when chapter 4 remounts it `nodev`.
+pub const DEV_TMPFS_OPTIONS: &str = "mode=755,size=65536k";
 
 const NOSUID_NODEV_NOEXEC: MsFlags = MsFlags::MS_NOSUID
     .union(MsFlags::MS_NODEV)
     .union(MsFlags::MS_NOEXEC);
 
 /// In mount order: /dev before /dev/pts and /dev/shm, which live on it.
-pub const KERNEL_MOUNTS: &[KernelMount] = &[
+pub const KERNEL_MOUNTS: &[KernelMount<'static>] = &[
     KernelMount {
         target: "/proc",
         fstype: "proc",
         flags: NOSUID_NODEV_NOEXEC,
         data: None,
-        on_engine_fs: false,
     },
     KernelMount {
         target: "/dev",
         fstype: "tmpfs",
         flags: MsFlags::MS_NOSUID.union(MsFlags::MS_STRICTATIME),
-        data: Some("mode=755,size=65536k"),
-        on_engine_fs: false,
+        data: Some(DEV_TMPFS_OPTIONS),
     },
     KernelMount {
         target: "/dev/pts",
         fstype: "devpts",
         flags: MsFlags::MS_NOSUID.union(MsFlags::MS_NOEXEC),
         data: Some("newinstance,ptmxmode=0666,mode=0620"),
-        on_engine_fs: true,
     },
     KernelMount {
         target: "/dev/shm",
         fstype: "tmpfs",
         flags: NOSUID_NODEV_NOEXEC,
         data: Some("mode=1777,size=65536k"),
-        on_engine_fs: true,
     },
     KernelMount {
         target: "/sys",
         fstype: "sysfs",
         flags: NOSUID_NODEV_NOEXEC.union(MsFlags::MS_RDONLY),
         data: None,
-        on_engine_fs: false,
     },
 ];
 
@@ -86,7 +80,7 @@ pub fn mount_kernel_fs(spec: &KernelMount, target: &Path) -> Result<(), RootfsEr
         spec.data,
     )
     .map_err(|source| RootfsError::Mount {
-        fstype: spec.fstype,
+        fstype: spec.fstype.to_string(),
         target: PathBuf::from(spec.target),
         source,
     })

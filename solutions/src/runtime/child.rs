@@ -13,14 +13,14 @@ use std::path::Path;
 use nix::sched::CloneFlags;
 
 use super::caller;
-use super::sync::{ChildEnds, ChildFailure};
+use super::plan::Plan;
+use super::sync::{ChildEnds, ChildFailure, FromChild, ToChild};
 use crate::cgroups::{self, CgroupError, InsideMount};
-use crate::config::ContainerConfig;
 use crate::errors::{self, EXIT_ENGINE_FAILED};
-use crate::namespaces::{self, NamespaceError, MQUEUE};
+use crate::namespaces::{self, NamespaceError};
 use crate::privileges::{self, PrivilegeError};
 use crate::process::{self, ExecError};
-use crate::rootfs::{self, FileBind, RootView, RootfsError};
+use crate::rootfs::{self, RootView, RootfsError};
 use crate::safe_path::{Kind, Root, SafePathError};
 use crate::signals::{self, BlockedSignals};
 use crate::{env, init, sys};
@@ -49,6 +49,14 @@ pub enum ChildError {
     WorkdirOutside { dir: std::path::PathBuf },
     #[error("failed to fork the command under --init")]
     Fork(#[source] nix::Error),
+    #[error("failed to join the namespace {path} (setns(2))")]
+    JoinNamespace {
+        path: std::path::PathBuf,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("failed to wait for the runtime's start")]
+    Sync(#[source] std::io::Error),
 }
 
 impl ChildError {
@@ -74,19 +82,17 @@ impl ChildError {
     }
 }
 
-/// What the parent hands the child, besides the config.
+/// What the parent hands the child, besides the plan.
 pub struct ChildArgs<'a> {
-    pub namespaces: CloneFlags,
+    /// The container's own cgroups to mount at /sys/fs/cgroup (chapter 3).
     pub cgroup_mounts: &'a [InsideMount],
-    /// The engine's files bound over the image's (`/etc/hostname`).
-    pub binds: &'a [FileBind],
     pub blocked: &'a BlockedSignals,
     /// The parent's ends of the sync pipes, which the child closes.
     pub parent_fds: Vec<RawFd>,
 }
 
 /// The child's entry point; returns the exit code only when it could not exec.
-pub fn main(config: &ContainerConfig, args: &ChildArgs, ends: &mut ChildEnds) -> isize {
+pub fn main(plan: &Plan, args: &ChildArgs, ends: &mut ChildEnds) -> isize {
     ChildEnds::close_parent_copies(&args.parent_fds);
     // Nothing the caller left open may reach the container (CVE-2024-21626).
     if sys::close_fds_except(&ends.raw_fds()).is_err() {
@@ -100,12 +106,12 @@ pub fn main(config: &ContainerConfig, args: &ChildArgs, ends: &mut ChildEnds) ->
         });
         return EXIT_ENGINE_FAILED as isize;
     }
-    match ends.wait_for_release() {
+    match ends.wait_for(ToChild::Release) {
         Ok(true) => {}
         // The parent is gone (or failed before releasing us): nobody to run for.
         Ok(false) | Err(_) => return EXIT_ENGINE_FAILED as isize,
     }
-    let outcome = catch_unwind(AssertUnwindSafe(|| setup_and_exec(config, args, ends)));
+    let outcome = catch_unwind(AssertUnwindSafe(|| setup_and_exec(plan, args, ends)));
     let failure = match outcome {
         Ok(Ok(never)) => match never {},
         Ok(Err(error)) => ChildFailure {
@@ -122,61 +128,76 @@ pub fn main(config: &ContainerConfig, args: &ChildArgs, ends: &mut ChildEnds) ->
 }
 
 /// The child's steps, in runc's order. Each namespace's step runs only when that
-/// namespace was asked for: on the host it would change the machine itself.
+/// namespace was created for the container: on the host it would change the
+/// machine itself.
 fn setup_and_exec(
-    config: &ContainerConfig,
+    plan: &Plan,
     args: &ChildArgs,
     ends: &mut ChildEnds,
 ) -> Result<Infallible, ChildError> {
-    let namespaces = args.namespaces;
+    for (flag, path) in &plan.joined {
+        join_namespace(*flag, path)?;
+    }
+    let namespaces = plan.namespaces;
     process::new_session()?;
     if namespaces.contains(CloneFlags::CLONE_NEWCGROUP) {
         namespaces::enter_cgroup_namespace()?;
     }
-    if namespaces.contains(CloneFlags::CLONE_NEWUTS) {
-        namespaces::set_hostname(&config.hostname)?;
+    if let (true, Some(hostname)) = (
+        namespaces.contains(CloneFlags::CLONE_NEWUTS),
+        &plan.hostname,
+    ) {
+        namespaces::set_hostname(hostname)?;
     }
     if namespaces.contains(CloneFlags::CLONE_NEWNET) {
         namespaces::bring_up_loopback()?;
     }
-    let root = rootfs::enter(&config.rootfs, config.no_pivot, namespaces, args.binds)?;
-    if root == RootView::Isolated {
-        if namespaces.contains(CloneFlags::CLONE_NEWIPC) {
-            rootfs::mount_in_root(&Root::open(Path::new("/"))?, &MQUEUE)?;
-        }
-        if namespaces.contains(CloneFlags::CLONE_NEWCGROUP) && !args.cgroup_mounts.is_empty() {
-            cgroups::mount_inside(args.cgroup_mounts)?;
-        }
+    let root = rootfs::enter(&plan.rootfs, plan.no_pivot, namespaces, &plan.mounts)?;
+    if root == RootView::Isolated
+        && namespaces.contains(CloneFlags::CLONE_NEWCGROUP)
+        && !args.cgroup_mounts.is_empty()
+    {
+        cgroups::mount_inside(args.cgroup_mounts)?;
     }
-    enter_workdir(root.path(), &config.workdir)?;
+    enter_workdir(root.path(), &plan.cwd)?;
     if root == RootView::Isolated && !cwd_is_inside() {
         return Err(ChildError::WorkdirOutside {
-            dir: config.workdir.clone(),
+            dir: plan.cwd.clone(),
         });
     }
-    let mut env = config.env.clone();
     // Hardening mounts over /proc, /sys and /: only in a root of the container's own.
     if root == RootView::Isolated {
-        let user = privileges::harden(&config.security)?;
-        if let Some(home) = user
-            .and_then(|user| user.home)
-            .filter(|_| !config.home_given)
-        {
-            env.retain(|pair| !pair.starts_with("HOME="));
-            env.push(format!("HOME={home}"));
-        }
+        privileges::harden(&plan.security)?;
     }
-    if config.init {
+    if plan.init {
         start_init(args.blocked, ends)?;
     }
-    let path_var = env::lookup(&env, "PATH").unwrap_or(env::DEFAULT_PATH);
-    let program = process::resolve_program(root.path(), &config.argv[0], path_var)?;
+    let path_var = env::lookup(&plan.env, "PATH").unwrap_or(env::DEFAULT_PATH);
+    let program = process::resolve_program(root.path(), &plan.args[0], path_var)?;
+    // Created: everything is ready but the user's program (`ferry create` ends here).
+    ends.send(&FromChild::Ready);
+    if !ends.wait_for(ToChild::Start).map_err(ChildError::Sync)? {
+        // The runtime went away (or deleted the container) instead of starting it.
+        std::process::exit(EXIT_ENGINE_FAILED);
+    }
     log::debug!("executing {}", program.display());
     // The command starts with no signal blocked or ignored, whatever ferry (Rust
     // ignores SIGPIPE) or its caller (nohup ignores SIGHUP) had.
     signals::reset_for_exec().map_err(ChildError::SignalMask)?;
-    ends.about_to_exec();
-    Err(process::exec(&program, &config.argv, &env).into())
+    ends.send(&FromChild::Exec);
+    Err(process::exec(&program, &plan.args, &plan.env).into())
+}
+
+/// Joins the namespace at `path` (see setns(2)): a network namespace the engine
+/// prepared (chapter 10), say.
+fn join_namespace(flag: CloneFlags, path: &Path) -> Result<(), ChildError> {
+    let error = |source| ChildError::JoinNamespace {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path)
+        .map_err(|e| error(nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0))))?;
+    nix::sched::setns(file, flag).map_err(error)
 }
 
 /// `--init`: forks; the child returns to exec the command, the parent stays as

@@ -1,82 +1,67 @@
-//! The skeleton of `ferry run`: the order of steps from the command line to the
-//! user's program, fixed from chapter 0. Chapters fill steps in; they never reorder.
+//! The runtime: one container, from a runtime spec to its end, as runc or crun do
+//! it — `create`, `start`, `wait`, `kill`, `delete`. It knows nothing of images,
+//! names, networks or the command line: its only input is a spec (`spec`, the OCI
+//! runtime spec's shape) and the container's directory (the bundle).
+//!
+//! The order of steps is fixed from chapter 0 (runc's); chapters fill steps in,
+//! they never reorder:
 //!
 //! ```text
-//! parent (ferry)                              child (the container's first process)
-//! ──────────────                              ─────────────────────────────────────
-//! state dir, block signals, sync pipes
-//! clone(2) with the namespace flags  ───────► waits on the release pipe
+//! parent (the runtime)                        child (the container's first process)
+//! ────────────────────                        ─────────────────────────────────────
+//! create: state, block signals, sync pipes
+//! clone(2) with the namespace flags  ───────► forgets the caller; waits
 //! [ch03 cgroup, ch10 network]
-//! release  ─────────────────────────────────► new session [ch02 cgroupns, hostname]
-//!                                             rootfs: private, pivot, /proc /dev /sys
+//! Release ──────────────────────────────────► new session [ch02 cgroupns, hostname]
+//!                                             rootfs: mounts, pivot, /dev
 //!                                             [ch04 masks, user, caps, seccomp, fds]
-//! reads the report pipe  ◄── EOF on exec ──── execve(2) the command
-//! waits, forwarding signals; exit code
+//!          ◄──────────────────────── Ready ── resolves the command; waits
+//! start: Start ─────────────────────────────► resets signals
+//!          ◄── Exec, then end-of-file ─────── execve(2) the command
+//! wait: forwards signals; exit status, OOM kills
+//! delete: cgroup and state removed
 //! ```
 //!
-//! The child's half is in [`child`]; the pipes in [`sync`].
+//! The child's half is in [`child`]; the pipes and messages in [`sync`]; the spec
+//! in [`spec`], mapped to the chapters' inputs in [`plan`]; `state.json` in [`state`].
 
 pub mod caller;
 pub mod child;
+pub mod plan;
+pub mod spec;
+pub mod state;
 pub mod sync;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use nix::sched::CloneFlags;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::cgroups::{self, CgroupError, ContainerCgroup};
-use crate::config::ContainerConfig;
-use crate::env::EnvError;
-use crate::errors::EXIT_ENGINE_FAILED;
 use crate::privileges::PrivilegeError;
-use crate::rootfs::FileBind;
 use crate::seccomp::SeccompError;
-use crate::state::{StateDir, StateError};
-use crate::{namespaces, process, rootfs, signals, sys};
-use sync::SetupOutcome;
+use crate::signals::{self, BlockedSignals};
+use crate::{namespaces, process, sys};
+use plan::{Plan, SpecError};
+use spec::Spec;
+use state::{State, StateError, Status};
+use sync::{Event, ParentEnds, ToChild};
 
-/// Everything `ferry run` can fail with.
+/// Everything the runtime can fail with.
 #[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error("rootfs {path} cannot be used")]
-    RootfsMissing {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("rootfs {path} is not a directory")]
-    RootfsNotDirectory { path: PathBuf },
-    #[error("invalid hostname {name:?}: use 1 to 64 letters, digits, dots and dashes")]
-    InvalidHostname { name: String },
-    #[error("invalid {flag} {value:?}: {why}")]
-    InvalidLimit {
-        flag: &'static str,
-        value: String,
-        why: &'static str,
-    },
+pub enum RuntimeError {
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    State(#[from] StateError),
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
     #[error(transparent)]
     Privilege(#[from] PrivilegeError),
     #[error(transparent)]
     Seccomp(#[from] SeccompError),
-    #[error("invalid security option {option:?}: use no-new-privileges[=true|false], seccomp=unconfined or seccomp=PROFILE.json")]
-    SecurityOption { option: String },
-    #[error("working directory {dir} must be an absolute path")]
-    RelativeWorkdir { dir: PathBuf },
-    #[error(transparent)]
-    Env(#[from] EnvError),
-    #[error("failed to generate a container id")]
-    Id {
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    State(#[from] StateError),
     #[error("failed to {step}")]
     Sys {
         step: &'static str,
@@ -92,149 +77,271 @@ pub enum RunError {
         "interrupted by {signal} before the command started: the container was stopped and removed"
     )]
     Interrupted { signal: Signal },
-    #[error(
-        "the container's process died during ferry's setup, before the command started ({how})"
-    )]
+    #[error("the container's process died during the setup, before the command started ({how})")]
     DiedInSetup { how: String, oom_killed: bool },
+    #[error("the container is {status:?}: it cannot be {action}")]
+    WrongStatus {
+        status: Status,
+        action: &'static str,
+    },
 }
 
-impl RunError {
-    /// docker's exit code for this failure: 126/127 for a command that cannot be
-    /// run, 125 for everything that is ferry's own failure.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            RunError::Child { exit_code, .. } => *exit_code,
-            _ => EXIT_ENGINE_FAILED,
-        }
-    }
-
-    /// The likely cause and the chapter that explains it.
-    pub fn hint(&self) -> Option<String> {
-        match self {
-            RunError::RootfsMissing { .. } | RunError::RootfsNotDirectory { .. } => Some(
-                "--rootfs needs a directory holding the container's files, such as an unpacked busybox (see chapters/00-process.md)".into(),
-            ),
-            RunError::State(_) => Some(
-                "the state root needs root to write: run as root, or give --root a directory you own".into(),
-            ),
-            RunError::Cgroup(_) => Some(
-                "cgroups need root and a mounted cgroup filesystem: `cargo xtask doctor` shows the layout (see chapters/03-cgroups.md)".into(),
-            ),
-            RunError::Sys { source: nix::Error::EPERM, .. } => Some(
-                "creating namespaces needs root: run with sudo (see chapters/setup.md)".into(),
-            ),
-            RunError::DiedInSetup { oom_killed: true, .. } => Some(
-                "the kernel's OOM killer struck during the setup, not in your command: the --memory limit is too small for ferry's own setup (see chapters/03-cgroups.md)".into(),
-            ),
-            _ => None,
-        }
-    }
+/// Options of the runtime itself, not of the container (runc's global and
+/// `create` flags).
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// `--no-pivot`: chroot after moving the root mount, instead of pivot_root.
+    pub no_pivot: bool,
 }
 
-/// Runs the container described by `config` to its end; returns its exit code.
-pub fn run(config: &ContainerConfig) -> Result<i32, RunError> {
-    let sys_error = |step| move |source| RunError::Sys { step, source };
+/// How the container ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    /// docker's exit code: the command's own, or 128+n when signal n killed it.
+    pub code: i32,
+    /// How many of its processes the kernel's OOM killer killed.
+    pub oom_kills: u64,
+}
 
-    let state = StateDir::create(config)?;
-    let flags = namespace_flags();
-    let binds = engine_files(&state, config, flags)?;
+/// A container the runtime created: its first process exists, in its namespaces
+/// and cgroup, until `delete`.
+pub struct Container {
+    dir: PathBuf,
+    state: State,
+    pid: Pid,
+    /// The process's wait status, once reaped.
+    reaped: Option<WaitStatus>,
+    parent_ends: ParentEnds,
+    signal_fd: SignalFd,
+    cgroup: Option<ContainerCgroup>,
+    /// Restores the caller's signal mask when the container is gone.
+    blocked: BlockedSignals,
+}
+
+/// Creates the container `id` described by `spec` in `dir` (its bundle and state
+/// directory): its first process is set up — namespaces, cgroup, root, privileges —
+/// and waits before the user's program until [`Container::start`].
+pub fn create(
+    id: &str,
+    dir: &Path,
+    spec: &Spec,
+    options: &CreateOptions,
+) -> Result<Container, RuntimeError> {
+    let sys_error = |step| move |source| RuntimeError::Sys { step, source };
+    let plan = Plan::from_spec(spec, dir, id, options.no_pivot)?;
+    let state = State::new(id, dir, spec.annotations.clone());
+    state.save(dir)?;
+
+    // clone(2) copies only the calling thread: a lock another thread held would
+    // stay locked in the child forever (see the SAFETY comment of clone_child).
+    sys::ensure_single_threaded().map_err(sys_error("check that ferry is single-threaded"))?;
     let blocked = signals::block().map_err(sys_error("block signals"))?;
-    // The signals to forward, readable as a file: the wait for the child's exec
-    // polls it together with the report pipe.
-    let mut signal_fd = SignalFd::with_flags(&blocked.waited, SfdFlags::SFD_CLOEXEC)
+    // The signals to forward, readable as a file: the waits for the child's
+    // messages poll it together with the pipe.
+    let signal_fd = SignalFd::with_flags(&blocked.waited, SfdFlags::SFD_CLOEXEC)
         .map_err(sys_error("create a signalfd"))?;
-    let (mut parent_ends, mut child_ends) =
+    let (parent_ends, mut child_ends) =
         sync::channel().map_err(sys_error("create the sync pipes"))?;
 
-    let cgroup = cgroups::setup(&config.cgroup, config.id.as_str())?;
-    let cgroup_mounts = cgroup
-        .as_ref()
-        .map(|c| c.mounts_inside())
-        .unwrap_or_default();
-    let cloned = flags - namespaces::UNSHARED_BY_THE_CHILD;
+    let cgroup = cgroups::setup(&plan.cgroup, &plan.cgroup_name)?;
+    let cgroup_mounts = match (&cgroup, plan.cgroup_mount) {
+        (Some(cgroup), true) => cgroup.mounts_inside(),
+        _ => Vec::new(),
+    };
+    let cloned = plan.namespaces - namespaces::UNSHARED_BY_THE_CHILD;
     log::debug!("creating the container's process with {cloned:?}");
     let child_args = child::ChildArgs {
-        namespaces: flags,
         cgroup_mounts: &cgroup_mounts,
-        binds: &binds,
         blocked: &blocked,
         parent_fds: parent_ends.raw_fds(),
     };
-    let mut child_main = || child::main(config, &child_args, &mut child_ends);
+    let mut child_main = || child::main(&plan, &child_args, &mut child_ends);
     let pid = sys::clone_child(cloned, &mut child_main)
         .map_err(sys_error("clone(2) the container's process"))?;
     drop(child_ends); // the child has its own copies; ours would hide its end-of-file
-    let child = ChildGuard(Some(pid));
-    state.write(config, Some(pid.as_raw()))?;
-
-    if let Some(cgroup) = &cgroup {
+    let mut container = Container {
+        dir: dir.to_path_buf(),
+        state,
+        pid,
+        reaped: None,
+        parent_ends,
+        signal_fd,
+        cgroup,
+        blocked,
+    };
+    container.state.pid = Some(pid.as_raw());
+    container.state.pid_start_time = state::process_start_time(pid.as_raw());
+    container.state.save(dir)?;
+    if let Some(cgroup) = &container.cgroup {
         cgroup.add_process(pid)?;
     }
     // Parent-side setup for the network (chapter 10) goes here.
 
-    if let Err(error) = parent_ends.release() {
+    if let Err(error) = container.parent_ends.send(ToChild::Release) {
         // The child is gone before it was released (killed from outside, say).
-        return Err(match child.reap() {
-            Some(exit_code) => RunError::Child {
-                exit_code,
+        return Err(match container.reap() {
+            Some(status) => RuntimeError::Child {
+                exit_code: process::exit_code(status),
                 message: format!(
-                    "the container's process ended before it was started (exit code {exit_code})"
+                    "the container's process ended before it was started ({})",
+                    describe_status(status)
                 ),
             },
-            None => RunError::Sync(error),
+            None => RuntimeError::Sync(error),
         });
     }
-    match parent_ends
-        .wait_for_exec(&mut signal_fd)
-        .map_err(RunError::Sync)?
-    {
-        SetupOutcome::Exec => {}
-        SetupOutcome::Failed(failure) => {
-            child.reap();
-            return Err(RunError::Child {
-                exit_code: failure.exit_code,
-                message: failure.message,
-            });
-        }
-        // The guard kills and reaps the child; the state directory and the
-        // cgroup go as `run` returns.
-        SetupOutcome::Interrupted(signal) => return Err(RunError::Interrupted { signal }),
-        SetupOutcome::Died => {
-            let how = child
-                .reap_status()
-                .map(describe_status)
-                .unwrap_or_else(|| "its status is unknown".to_string());
-            let oom_killed = cgroup.as_ref().is_some_and(|c| c.oom_kills() > 0);
-            return Err(RunError::DiedInSetup { how, oom_killed });
-        }
+    match container.next_event()? {
+        Event::Ready => {}
+        other => return Err(container.setup_failed(other)),
     }
-    log::debug!("the container's command is running as pid {pid}");
-    let status =
-        signals::wait_forwarding(pid, &blocked).map_err(sys_error("wait for the container"))?;
-    child.disarm();
-    if let Some(cgroup) = &cgroup {
-        report_oom_kills(cgroup, config);
-    }
-    Ok(process::exit_code(status))
+    container.set_status(Status::Created)?;
+    Ok(container)
 }
 
-/// The engine's own files that the container sees over the image's: its hostname
-/// in /etc/hostname when it has a UTS namespace (chapter 2). They live in the
-/// container's state directory; the image is never written.
-fn engine_files(
-    state: &StateDir,
-    config: &ContainerConfig,
-    flags: CloneFlags,
-) -> Result<Vec<FileBind>, RunError> {
-    let mut binds = Vec::new();
-    if flags.contains(CloneFlags::CLONE_NEWUTS) {
-        let source = state.write_file("hostname", &format!("{}\n", config.hostname))?;
-        binds.push(FileBind {
-            source,
-            target: namespaces::HOSTNAME_FILE,
-        });
+impl Container {
+    /// The first process's pid on the host.
+    pub fn pid(&self) -> Pid {
+        self.pid
     }
-    Ok(binds)
+
+    /// The state as `state.json` has it.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Runs the user's program: returns once it has been exec'd.
+    pub fn start(&mut self) -> Result<(), RuntimeError> {
+        if self.state.status != Status::Created {
+            return Err(RuntimeError::WrongStatus {
+                status: self.state.status,
+                action: "started",
+            });
+        }
+        self.parent_ends
+            .send(ToChild::Start)
+            .map_err(RuntimeError::Sync)?;
+        match self.next_event()? {
+            Event::Running => {}
+            other => return Err(self.setup_failed(other)),
+        }
+        log::debug!("the container's command is running as pid {}", self.pid);
+        self.set_status(Status::Running)
+    }
+
+    /// Waits until the container's first process ends, passing on to it the signals
+    /// this process receives (SIGINT, SIGTERM, ...). Prints nothing.
+    pub fn wait(&mut self) -> Result<Exit, RuntimeError> {
+        let status = match self.reaped {
+            Some(status) => status,
+            None => {
+                let status =
+                    signals::wait_forwarding(self.pid, &self.blocked).map_err(|source| {
+                        RuntimeError::Sys {
+                            step: "wait for the container",
+                            source,
+                        }
+                    })?;
+                self.reaped = Some(status);
+                status
+            }
+        };
+        self.set_status(Status::Stopped)?;
+        let oom_kills = self.cgroup.as_ref().map_or(0, |c| c.oom_kills());
+        Ok(Exit {
+            code: process::exit_code(status),
+            oom_kills,
+        })
+    }
+
+    /// Sends `signal` to the container's first process (see kill(2)).
+    pub fn kill(&self, signal: Signal) -> Result<(), RuntimeError> {
+        if self.reaped.is_some() {
+            return Ok(());
+        }
+        match kill(self.pid, signal) {
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+            Err(source) => Err(RuntimeError::Sys {
+                step: "send the signal to the container",
+                source,
+            }),
+        }
+    }
+
+    /// Removes the container: kills and reaps its process if it still runs, then
+    /// removes its cgroup and its state file. Every step is tried; the first
+    /// failure is returned.
+    pub fn delete(mut self) -> Result<(), RuntimeError> {
+        self.kill_and_reap();
+        let cgroup = self.cgroup.take().map(ContainerCgroup::destroy);
+        let state = std::fs::remove_file(self.dir.join(state::STATE_FILE));
+        cgroup.transpose()?;
+        state.map_err(|source| {
+            RuntimeError::State(StateError::Write {
+                path: self.dir.join(state::STATE_FILE),
+                source,
+            })
+        })
+    }
+
+    fn set_status(&mut self, status: Status) -> Result<(), RuntimeError> {
+        self.state.status = status;
+        Ok(self.state.save(&self.dir)?)
+    }
+
+    fn next_event(&mut self) -> Result<Event, RuntimeError> {
+        self.parent_ends
+            .next_event(&mut self.signal_fd)
+            .map_err(RuntimeError::Sync)
+    }
+
+    /// The error for a setup that did not reach the expected message; the child
+    /// is killed and reaped.
+    fn setup_failed(&mut self, event: Event) -> RuntimeError {
+        match event {
+            Event::Failed(failure) => {
+                self.reap();
+                RuntimeError::Child {
+                    exit_code: failure.exit_code,
+                    message: failure.message,
+                }
+            }
+            Event::Interrupted(signal) => {
+                self.kill_and_reap();
+                RuntimeError::Interrupted { signal }
+            }
+            Event::Died | Event::Ready | Event::Running => {
+                let how = self
+                    .reap()
+                    .map(describe_status)
+                    .unwrap_or_else(|| "its status is unknown".to_string());
+                let oom_killed = self.cgroup.as_ref().is_some_and(|c| c.oom_kills() > 0);
+                RuntimeError::DiedInSetup { how, oom_killed }
+            }
+        }
+    }
+
+    /// Waits for the first process to end; its wait status.
+    fn reap(&mut self) -> Option<WaitStatus> {
+        if self.reaped.is_none() {
+            self.reaped = waitpid(self.pid, None).ok();
+        }
+        self.reaped
+    }
+
+    fn kill_and_reap(&mut self) {
+        if self.reaped.is_none() {
+            let _ = kill(self.pid, Signal::SIGKILL);
+            self.reap();
+        }
+    }
+}
+
+impl Drop for Container {
+    /// The safety net: a container dropped without `delete` (an error path) still
+    /// leaves no process behind; its cgroup goes with `ContainerCgroup`'s own drop.
+    fn drop(&mut self) {
+        self.kill_and_reap();
+    }
 }
 
 /// A wait status in words: "killed by SIGKILL", "exit code 3".
@@ -246,56 +353,118 @@ fn describe_status(status: WaitStatus) -> String {
     }
 }
 
-/// The namespaces the container gets. Each chapter adds its own: the mount
-/// namespace (chapter 1); uts, pid, ipc, net and cgroup (chapter 2).
-fn namespace_flags() -> CloneFlags {
-    rootfs::mount_namespace() | namespaces::isolation_namespaces()
-}
+#[cfg(test)]
+#[allow(unsafe_code)]
+mod tests {
+    use super::*;
+    use crate::rootfs::{options, KERNEL_MOUNTS};
+    use std::os::unix::fs::symlink;
 
-/// Says so when the kernel's OOM killer struck in the container: a bare exit code
-/// 137 looks like any SIGKILL.
-fn report_oom_kills(cgroup: &ContainerCgroup, config: &ContainerConfig) {
-    let kills = cgroup.oom_kills();
-    if kills > 0 {
-        let limit = config
-            .cgroup
-            .limits
-            .memory
-            .map(|m| format!(" of {} MiB", m >> 20))
-            .unwrap_or_default();
-        eprintln!(
-            "{}: the container hit its memory limit{limit}: the kernel's OOM killer killed {kills} of its processes",
-            crate::ENGINE
-        );
+    /// A busybox rootfs in a temp dir and a hand-written spec for it: the runtime's
+    /// library API, without the engine or the CLI.
+    fn bundle(dir: &Path) -> Spec {
+        let rootfs = dir.join("rootfs");
+        for sub in ["bin", "proc", "dev", "sys", "etc", "tmp"] {
+            std::fs::create_dir_all(rootfs.join(sub)).unwrap();
+        }
+        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+        symlink("busybox", rootfs.join("bin/sh")).unwrap();
+        let mounts = KERNEL_MOUNTS
+            .iter()
+            .map(|m| spec::Mount {
+                destination: m.target.into(),
+                kind: Some(m.fstype.into()),
+                source: Some(m.fstype.into()),
+                options: options::to_words(m.flags, m.data),
+            })
+            .collect();
+        let namespace = |kind: &str| spec::Namespace {
+            kind: kind.into(),
+            path: None,
+        };
+        let json = serde_json::json!({
+            "ociVersion": spec::OCI_VERSION,
+            "process": {
+                "user": {"uid": 0, "gid": 0},
+                "args": ["sh", "-c", "test -d /proc/1 && exit 3"],
+                "env": ["PATH=/bin"],
+                "cwd": "/",
+                "noNewPrivileges": true
+            },
+            "root": {"path": "rootfs"},
+            "hostname": "lifecycle",
+        });
+        let mut spec: Spec = serde_json::from_value(json).unwrap();
+        spec.mounts = mounts;
+        spec.linux.namespaces = ["mount", "pid", "uts", "ipc"].map(namespace).to_vec();
+        spec.linux.cgroups_path = Some(format!("/ferry-unit-{}/lifecycle", std::process::id()));
+        spec
     }
-}
 
-/// Kills and reaps the child unless it was waited for: no process outlives a
-/// failed `run`.
-struct ChildGuard(Option<Pid>);
-
-impl ChildGuard {
-    /// Waits for the child to end; its exit code as `run` would report it.
-    fn reap(self) -> Option<i32> {
-        self.reap_status().map(process::exit_code)
+    /// create → start → wait → delete, each step checked in the state it leaves.
+    fn lifecycle(dir: &Path) -> Result<(), String> {
+        let spec = bundle(dir);
+        let check = |ok: bool, what: &str| if ok { Ok(()) } else { Err(what.to_string()) };
+        let mut container = create("lifecycle", dir, &spec, &CreateOptions::default())
+            .map_err(|e| format!("create: {}", crate::errors::chain(&e)))?;
+        let loaded = State::load(dir).map_err(|e| e.to_string())?;
+        check(loaded.status == Status::Created, "state.json says created")?;
+        check(
+            loaded.pid == Some(container.pid().as_raw()),
+            "state.json has the pid",
+        )?;
+        container.start().map_err(|e| format!("start: {e}"))?;
+        check(
+            State::load(dir).map_err(|e| e.to_string())?.status == Status::Running,
+            "state.json says running",
+        )?;
+        let exit = container.wait().map_err(|e| format!("wait: {e}"))?;
+        check(
+            exit.code == 3,
+            &format!("the command's exit code 3, got {exit:?}"),
+        )?;
+        container.delete().map_err(|e| format!("delete: {e}"))?;
+        check(
+            !dir.join(state::STATE_FILE).exists(),
+            "delete removes state.json",
+        )
     }
 
-    /// Waits for the child to end; its wait status.
-    fn reap_status(mut self) -> Option<WaitStatus> {
-        let pid = self.0.take()?;
-        waitpid(pid, None).ok()
-    }
-
-    fn disarm(mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Some(pid) = self.0.take() {
-            let _ = kill(pid, Signal::SIGKILL);
-            let _ = waitpid(pid, None);
+    #[test]
+    fn a_container_is_created_started_waited_for_and_deleted_through_the_library() {
+        if !nix::unistd::geteuid().is_root() || !Path::new("/bin/busybox").exists() {
+            panic!("this test needs root and busybox-static (cargo xtask test sets both up)");
+        }
+        let dir = std::env::temp_dir().join(format!("ferry-lifecycle-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let report = dir.join("report");
+        // The runtime refuses to clone(2) from a multi-threaded process, and the
+        // test harness runs tests on threads: the lifecycle runs in a forked child.
+        // SAFETY: the child only runs the lifecycle below and leaves with _exit(2);
+        // glibc's fork resets malloc's locks for the child, and nothing else it uses
+        // (no stdio, no logger) can be held by another test thread.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                let outcome = std::panic::catch_unwind(|| lifecycle(&dir))
+                    .unwrap_or_else(|panic| Err(crate::errors::describe_panic(panic.as_ref())));
+                let code = match outcome {
+                    Ok(()) => 0,
+                    Err(message) => {
+                        let _ = std::fs::write(&report, message);
+                        1
+                    }
+                };
+                // SAFETY: _exit(2) ends the child without running the parent's
+                // atexit handlers or unwinding into the test harness.
+                unsafe { libc::_exit(code) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                let status = waitpid(child, None).unwrap();
+                let message = std::fs::read_to_string(&report).unwrap_or_default();
+                let _ = std::fs::remove_dir_all(&dir);
+                assert_eq!(status, WaitStatus::Exited(child, 0), "{message}");
+            }
         }
     }
 }

@@ -1,15 +1,19 @@
-//! Two pipes between ferry and the container's first process, as runc has them.
+//! Two pipes between the runtime and the container's first process, as runc has
+//! them, and the messages they carry.
 //!
-//! * release (parent → child): the child waits on it until the parent has done its
-//!   part (cgroups in chapter 3, network in chapter 10), then sets itself up.
-//! * report (child → parent): the child writes a marker just before execve(2); the
-//!   pipe is close-on-exec, so after a successful exec the parent reads the marker
-//!   and end-of-file. A failure (exit code and message) follows the marker when
-//!   execve fails, or comes alone when a setup step failed. End-of-file without
-//!   the marker means the child died during its setup (killed, or OOM-killed).
+//! * to the child (parent → child): [`ToChild::Release`] once the parent has done its
+//!   part (cgroups in chapter 3, network in chapter 10), then [`ToChild::Start`] to
+//!   run the command;
+//! * from the child (child → parent): [`FromChild::Ready`] once its setup is done
+//!   and it waits, blocked before the user's program (that is `create`);
+//!   [`FromChild::Exec`] just before execve(2). The pipe is close-on-exec, so after
+//!   `Exec` the parent reads end-of-file when the command runs — or a
+//!   [`FromChild::Failed`] when execve failed. A setup step that fails sends
+//!   `Failed` alone; end-of-file with nothing said means the child died (killed,
+//!   OOM-killed).
 //!
-//! While it waits, the parent also watches the signals it forwards: one that
-//! arrives before the command runs aborts the setup.
+//! While it waits, the parent also watches the signals it forwards (a signalfd): one
+//! that arrives before the command runs aborts the setup.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -19,22 +23,6 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
 
-/// What the child writes just before execve(2).
-const EXEC_MARKER: &str = "exec\n";
-
-/// How the child's setup ended, as the parent saw it on the report pipe.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SetupOutcome {
-    /// The command is running.
-    Exec,
-    /// The child could not start the command; it said why.
-    Failed(ChildFailure),
-    /// The child died during its setup without a word (SIGKILL, the OOM killer).
-    Died,
-    /// A signal for the container arrived before the command ran.
-    Interrupted(Signal),
-}
-
 /// Why the child could not start the command, as it reports it to the parent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChildFailure {
@@ -42,34 +30,95 @@ pub struct ChildFailure {
     pub message: String,
 }
 
-/// The parent's ends: write `release`, read `report`.
-#[derive(Debug)]
-pub struct ParentEnds {
-    release: std::fs::File,
-    report: std::fs::File,
+/// What the parent tells the child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToChild {
+    /// Set yourself up: the parent's part is done.
+    Release,
+    /// Run the command.
+    Start,
 }
 
-/// The child's ends: read `release`, write `report`.
+/// What the child tells the parent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FromChild {
+    /// Set up and waiting for [`ToChild::Start`].
+    Ready,
+    /// execve(2) comes next.
+    Exec,
+    /// The command cannot run; why. Always the last message.
+    Failed(ChildFailure),
+}
+
+impl ToChild {
+    fn byte(self) -> u8 {
+        match self {
+            ToChild::Release => b'r',
+            ToChild::Start => b's',
+        }
+    }
+}
+
+impl FromChild {
+    /// The message as bytes on the pipe: a line, and for a failure the message
+    /// after it, up to end-of-file.
+    fn encode(&self) -> Vec<u8> {
+        match self {
+            FromChild::Ready => b"ready\n".to_vec(),
+            FromChild::Exec => b"exec\n".to_vec(),
+            FromChild::Failed(failure) => {
+                format!("failed {}\n{}", failure.exit_code, failure.message).into_bytes()
+            }
+        }
+    }
+}
+
+/// What the parent saw while it waited for the child.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The child is set up and blocked before the command.
+    Ready,
+    /// The command runs (`Exec`, then end-of-file).
+    Running,
+    /// The child could not go on; it said why.
+    Failed(ChildFailure),
+    /// The child died without a word (SIGKILL, the OOM killer).
+    Died,
+    /// A signal for the container arrived before the command ran.
+    Interrupted(Signal),
+}
+
+/// The parent's ends: write to the child, read from it.
+#[derive(Debug)]
+pub struct ParentEnds {
+    to_child: std::fs::File,
+    from_child: std::fs::File,
+    /// Bytes read but not yet taken as a message.
+    pending: Vec<u8>,
+}
+
+/// The child's ends: read from the parent, write to it.
 #[derive(Debug)]
 pub struct ChildEnds {
-    release: std::fs::File,
+    from_parent: std::fs::File,
     /// `None` in `--init`'s PID 1, which must not hold the pipe open.
-    report: Option<std::fs::File>,
+    to_parent: Option<std::fs::File>,
 }
 
 /// Creates both pipes, close-on-exec (see pipe2(2)).
 pub fn channel() -> nix::Result<(ParentEnds, ChildEnds)> {
-    let (release_read, release_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
-    let (report_read, report_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let (down_read, down_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let (up_read, up_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
     let file = |fd: OwnedFd| std::fs::File::from(fd);
     Ok((
         ParentEnds {
-            release: file(release_write),
-            report: file(report_read),
+            to_child: file(down_write),
+            from_child: file(up_read),
+            pending: Vec::new(),
         },
         ChildEnds {
-            release: file(release_read),
-            report: Some(file(report_write)),
+            from_parent: file(down_read),
+            to_parent: Some(file(up_write)),
         },
     ))
 }
@@ -77,23 +126,25 @@ pub fn channel() -> nix::Result<(ParentEnds, ChildEnds)> {
 impl ParentEnds {
     /// The raw fds, for the child to close its copies of them.
     pub fn raw_fds(&self) -> Vec<RawFd> {
-        vec![self.release.as_raw_fd(), self.report.as_raw_fd()]
+        vec![self.to_child.as_raw_fd(), self.from_child.as_raw_fd()]
     }
 
-    /// Lets the child go on with its setup.
-    pub fn release(&mut self) -> std::io::Result<()> {
-        self.release.write_all(b"go")
+    /// Sends `message` to the child.
+    pub fn send(&mut self, message: ToChild) -> std::io::Result<()> {
+        self.to_child.write_all(&[message.byte()])
     }
 
-    /// Waits until the child has exec'd, failed or died — or until one of the
-    /// signals `signals` (a signalfd of the blocked set) reads arrives, other than
-    /// SIGCHLD, which is left pending for the wait that follows.
-    pub fn wait_for_exec(&mut self, signals: &mut SignalFd) -> std::io::Result<SetupOutcome> {
-        let mut text = Vec::new();
+    /// Waits for the child's next message — or for one of the signals `signals`
+    /// (a signalfd of the blocked set) reads, other than SIGCHLD, which is left
+    /// pending for the wait that follows.
+    pub fn next_event(&mut self, signals: &mut SignalFd) -> std::io::Result<Event> {
         let mut saw_child_signal = false;
-        let outcome = loop {
+        let event = loop {
+            if let Some(event) = self.take_message() {
+                break event;
+            }
             let mut fds = [
-                PollFd::new(self.report.as_fd(), PollFlags::POLLIN),
+                PollFd::new(self.from_child.as_fd(), PollFlags::POLLIN),
                 PollFd::new(signals.as_fd(), PollFlags::POLLIN),
             ];
             match poll(&mut fds, PollTimeout::NONE) {
@@ -101,23 +152,21 @@ impl ParentEnds {
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(error) => return Err(error.into()),
             }
-            let report_ready = fds[0].any().unwrap_or(false);
-            let signal_ready = fds[1].any().unwrap_or(false);
-            if report_ready {
+            if fds[0].any().unwrap_or(false) {
                 let mut chunk = [0u8; 4096];
-                match self.report.read(&mut chunk)? {
-                    0 => break parse_report(&text),
-                    n => text.extend_from_slice(&chunk[..n]),
+                match self.from_child.read(&mut chunk)? {
+                    0 => break self.at_end_of_file(),
+                    n => self.pending.extend_from_slice(&chunk[..n]),
                 }
                 continue;
             }
-            if signal_ready {
+            if fds[1].any().unwrap_or(false) {
                 let Some(info) = signals.read_signal()? else {
                     continue;
                 };
                 match Signal::try_from(info.ssi_signo as i32) {
                     Ok(Signal::SIGCHLD) => saw_child_signal = true,
-                    Ok(signal) => break SetupOutcome::Interrupted(signal),
+                    Ok(signal) => break Event::Interrupted(signal),
                     Err(_) => {}
                 }
             }
@@ -126,26 +175,44 @@ impl ParentEnds {
             // Put it back: the wait for the container's end sigwaits for it.
             nix::sys::signal::raise(Signal::SIGCHLD)?;
         }
-        Ok(outcome)
+        Ok(event)
+    }
+
+    /// A complete `ready` line, if one is waiting. `exec` and `failed` are
+    /// complete only at end-of-file (see the module's doc).
+    fn take_message(&mut self) -> Option<Event> {
+        let ready = FromChild::Ready.encode();
+        if self.pending.starts_with(&ready) {
+            self.pending.drain(..ready.len());
+            return Some(Event::Ready);
+        }
+        None
+    }
+
+    /// What end-of-file means after what was read.
+    fn at_end_of_file(&mut self) -> Event {
+        let text = String::from_utf8_lossy(&self.pending).into_owned();
+        self.pending.clear();
+        parse_final(&text)
     }
 }
 
-/// Reads what the child wrote on the report pipe (see the module's doc).
-fn parse_report(bytes: &[u8]) -> SetupOutcome {
-    let text = String::from_utf8_lossy(bytes);
-    let (execed, rest) = match text.strip_prefix(EXEC_MARKER) {
+/// Reads what the child wrote last: `exec` alone (the command runs), a failure
+/// (after `exec` or not), or nothing (the child died).
+fn parse_final(text: &str) -> Event {
+    let (execed, rest) = match text.strip_prefix("exec\n") {
         Some(rest) => (true, rest),
-        None => (false, &*text),
+        None => (false, text),
     };
-    if rest.is_empty() {
-        return if execed {
-            SetupOutcome::Exec
+    let Some(failure) = rest.strip_prefix("failed ") else {
+        return if execed && rest.is_empty() {
+            Event::Running
         } else {
-            SetupOutcome::Died
+            Event::Died
         };
-    }
-    let (code, message) = rest.split_once('\n').unwrap_or(("125", rest));
-    SetupOutcome::Failed(ChildFailure {
+    };
+    let (code, message) = failure.split_once('\n').unwrap_or((failure, ""));
+    Event::Failed(ChildFailure {
         exit_code: code
             .trim()
             .parse()
@@ -157,50 +224,46 @@ fn parse_report(bytes: &[u8]) -> SetupOutcome {
 impl ChildEnds {
     /// The raw fds of the child's ends, which it keeps open until exec.
     pub fn raw_fds(&self) -> Vec<RawFd> {
-        let mut fds = vec![self.release.as_raw_fd()];
-        fds.extend(self.report.as_ref().map(|report| report.as_raw_fd()));
+        let mut fds = vec![self.from_parent.as_raw_fd()];
+        fds.extend(self.to_parent.as_ref().map(|pipe| pipe.as_raw_fd()));
         fds
     }
 
     /// Closes the child's copies of the parent's ends: otherwise the child itself
-    /// would keep the release pipe open and never see the parent die.
+    /// would keep the pipe to it open and never see the parent die.
     pub fn close_parent_copies(fds: &[RawFd]) {
         for &fd in fds {
             let _ = nix::unistd::close(fd);
         }
     }
 
-    /// Blocks until the parent releases the child. `false` if the parent went away.
-    pub fn wait_for_release(&mut self) -> std::io::Result<bool> {
-        let mut go = [0u8; 2];
-        match self.release.read_exact(&mut go) {
-            Ok(()) => Ok(true),
+    /// Blocks until the parent sends `expected`. `false` if the parent went away
+    /// (or said something else).
+    pub fn wait_for(&mut self, expected: ToChild) -> std::io::Result<bool> {
+        let mut byte = [0u8; 1];
+        match self.from_parent.read_exact(&mut byte) {
+            Ok(()) => Ok(byte[0] == expected.byte()),
             Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
             Err(error) => Err(error),
         }
     }
 
+    /// Tells the parent `message`. Nothing more can be done if the parent is gone.
+    pub fn send(&mut self, message: &FromChild) {
+        if let Some(pipe) = self.to_parent.as_mut() {
+            let _ = pipe.write_all(&message.encode());
+        }
+    }
+
     /// Tells the parent why the command could not start.
     pub fn report(&mut self, failure: &ChildFailure) {
-        let text = format!("{}\n{}", failure.exit_code, failure.message);
-        if let Some(report) = self.report.as_mut() {
-            // Nothing more can be done if the parent is gone.
-            let _ = report.write_all(text.as_bytes());
-        }
+        self.send(&FromChild::Failed(failure.clone()));
     }
 
-    /// Tells the parent that execve(2) comes next: end-of-file after this means the
-    /// command runs.
-    pub fn about_to_exec(&mut self) {
-        if let Some(report) = self.report.as_mut() {
-            let _ = report.write_all(EXEC_MARKER.as_bytes());
-        }
-    }
-
-    /// Closes this process's copy of the report pipe: `--init`'s PID 1 does, so
-    /// that ferry sees end-of-file when the command (PID 2) execs.
+    /// Closes this process's copy of the pipe to the parent: `--init`'s PID 1 does,
+    /// so that the parent sees end-of-file when the command (PID 2) execs.
     pub fn close_report(&mut self) {
-        self.report = None;
+        self.to_parent = None;
     }
 }
 
@@ -209,19 +272,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_report_tells_exec_failure_and_death_apart() {
-        assert_eq!(parse_report(b"exec\n"), SetupOutcome::Exec);
-        assert_eq!(parse_report(b""), SetupOutcome::Died);
+    fn the_last_words_tell_exec_failure_and_death_apart() {
+        assert_eq!(parse_final("exec\n"), Event::Running);
+        assert_eq!(parse_final(""), Event::Died);
         let failed = |code, message: &str| {
-            SetupOutcome::Failed(ChildFailure {
+            Event::Failed(ChildFailure {
                 exit_code: code,
                 message: message.to_string(),
             })
         };
+        let message = FromChild::Failed(ChildFailure {
+            exit_code: 126,
+            message: "not executable\nhint".into(),
+        });
+        let text = String::from_utf8(message.encode()).unwrap();
         assert_eq!(
-            parse_report(b"exec\n126\nnot executable"),
-            failed(126, "not executable")
+            parse_final(&format!("exec\n{text}")),
+            failed(126, "not executable\nhint")
         );
-        assert_eq!(parse_report(b"125\nno /proc"), failed(125, "no /proc"));
+        assert_eq!(parse_final("failed 125\nno /proc"), failed(125, "no /proc"));
     }
 }

@@ -54,6 +54,16 @@ pub fn is_this_arch(name: &str) -> bool {
     names.contains(&name)
 }
 
+/// This machine's architecture as libseccomp names it (`SCMP_ARCH_X86_64`).
+pub fn this_arch_name() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "SCMP_ARCH_X86_64",
+        "aarch64" => "SCMP_ARCH_AARCH64",
+        "riscv64" => "SCMP_ARCH_RISCV64",
+        _ => "SCMP_ARCH_NATIVE",
+    }
+}
+
 /// Reads a profile in Docker's JSON format.
 pub fn read_profile(path: &Path) -> Result<Profile, SeccompError> {
     let text = std::fs::read_to_string(path).map_err(|source| SeccompError::Read {

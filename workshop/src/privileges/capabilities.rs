@@ -54,10 +54,9 @@ pub fn resolve(
     add: &[String],
     drop: &[String],
     privileged: bool,
+    held: &CapsHashSet,
 ) -> Result<CapsHashSet, PrivilegeError> {
-    let everything = || {
-        caps::read(None, CapSet::Bounding).unwrap_or_else(|_| caps::runtime::thread_all_supported())
-    };
+    let everything = || held.clone();
     let mut set: CapsHashSet = if privileged {
         everything()
     } else {
@@ -81,6 +80,12 @@ pub fn resolve(
 }
 
 /// Capability names (`CAP_CHOWN`, ...) of a set, for seccomp's capability rules.
+/// The capabilities this process may still hand out (its bounding set): what
+/// `ALL` and `--privileged` mean.
+pub fn held() -> CapsHashSet {
+    caps::read(None, CapSet::Bounding).unwrap_or_else(|_| caps::runtime::thread_all_supported())
+}
+
 pub fn names(set: &CapsHashSet) -> HashSet<String> {
     set.iter().map(|cap| cap.to_string()).collect()
 }

@@ -28,16 +28,18 @@ pub struct Security {
     pub capabilities: CapsHashSet,
     /// `--security-opt no-new-privileges` (default true).
     pub no_new_privileges: bool,
-    /// `None`: `seccomp=unconfined` (or `--privileged`).
+    /// `None`: `seccomp=unconfined` (or `--privileged`). Resolved for this
+    /// container: no rule has conditions left on capabilities or architectures.
     pub seccomp: Option<Profile>,
-    /// `--privileged`: /proc and /sys unmasked and /proc/sys writable (with every
-    /// capability and no seccomp filter, decided in `config`). Unlike docker's, it
-    /// keeps /sys read-only, devices sealed and no_new_privs on.
-    pub privileged: bool,
+    /// Paths to mask (`paths::MASKED_PATHS` by default; none with `--privileged`).
+    pub masked_paths: Vec<String>,
+    /// Paths to make read-only (`paths::READONLY_PATHS`; none with `--privileged`).
+    pub readonly_paths: Vec<String>,
     /// `--read-only`: the root filesystem cannot be written.
     pub read_only: bool,
-    /// `--user`, resolved inside the container once its root is entered.
-    pub user: Option<String>,
+    /// Who the command runs as (the engine resolved `--user` in the image's
+    /// /etc/passwd and /etc/group); `None` stays root.
+    pub user: Option<User>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -83,7 +83,7 @@ fn mount_error(target: &Path) -> impl FnOnce(nix::Error) -> PrivilegeError + '_ 
 
 /// Hides each existing path of `paths`: a directory gets an empty read-only tmpfs
 /// on top, a file gets /dev/null bind-mounted on top (see mount(2)).
-pub fn mask_paths(paths: &[&str]) -> Result<(), PrivilegeError> {
+pub fn mask_paths(paths: &[String]) -> Result<(), PrivilegeError> {
     // BEGIN SOLUTION ch04 "mask paths: an empty read-only tmpfs on directories, /dev/null on files"
     todo!("chapter 4 (privileges): mask paths: an empty read-only tmpfs on directories, /dev/null on files — see chapters/04-privileges.md")
     // END SOLUTION
@@ -92,7 +92,7 @@ pub fn mask_paths(paths: &[&str]) -> Result<(), PrivilegeError> {
 /// Makes each existing path of `paths` read-only: bind-mount it onto itself (a
 /// mount of its own), then remount that bind mount with `MS_RDONLY` — flags of a
 /// bind mount can only be changed by a remount. Keep `nosuid,nodev,noexec`.
-pub fn make_readonly(paths: &[&str]) -> Result<(), PrivilegeError> {
+pub fn make_readonly(paths: &[String]) -> Result<(), PrivilegeError> {
     // BEGIN SOLUTION ch04 "make paths read-only: bind-mount onto itself, then remount read-only"
     todo!("chapter 4 (privileges): make paths read-only: bind-mount onto itself, then remount read-only — see chapters/04-privileges.md")
     // END SOLUTION

@@ -12,6 +12,7 @@
 
 mod dev;
 mod mounts;
+pub mod options;
 
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -21,7 +22,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::CloneFlags;
 
 pub use dev::{DevLink, DeviceNode, DEVICES, DEV_LINKS};
-pub use mounts::{mount_kernel_fs, KernelMount, KERNEL_MOUNTS};
+pub use mounts::{mount_kernel_fs, KernelMount, DEV_TMPFS_OPTIONS, KERNEL_MOUNTS};
 
 use crate::safe_path::{Kind, Resolved, Root, SafePathError};
 
@@ -80,7 +81,7 @@ pub enum RootfsError {
     },
     #[error("failed to bind-mount the engine's file onto {target}")]
     BindFile {
-        target: &'static str,
+        target: String,
         #[source]
         source: Errno,
     },
@@ -105,7 +106,7 @@ pub enum RootfsError {
     },
     #[error("failed to mount {fstype} on {target}")]
     Mount {
-        fstype: &'static str,
+        fstype: String,
         target: PathBuf,
         #[source]
         source: Errno,
@@ -161,7 +162,31 @@ pub struct FileBind {
     /// The engine's file, on the host (in the container's state directory).
     pub source: PathBuf,
     /// Where it appears in the container.
-    pub target: &'static str,
+    pub target: String,
+}
+
+/// One mount of the container's root, in the runtime spec's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountEntry {
+    /// A new instance of a kernel filesystem (proc, tmpfs, devpts, sysfs, mqueue).
+    Kernel {
+        target: String,
+        fstype: String,
+        flags: MsFlags,
+        data: Option<String>,
+    },
+    /// One of the engine's files bound over the image's.
+    File(FileBind),
+}
+
+impl MountEntry {
+    /// Where it appears in the container.
+    pub fn target(&self) -> &str {
+        match self {
+            MountEntry::Kernel { target, .. } => target,
+            MountEntry::File(bind) => &bind.target,
+        }
+    }
 }
 
 /// Moves the calling process (the container's first process) into its rootfs.
@@ -176,7 +201,7 @@ pub fn enter(
     rootfs: &Path,
     no_pivot: bool,
     namespaces: CloneFlags,
-    binds: &[FileBind],
+    mounts: &[MountEntry],
 ) -> Result<RootView, RootfsError> {
     if !namespaces.contains(CloneFlags::CLONE_NEWNS) {
         return Ok(RootView::Host(rootfs.to_path_buf()));
@@ -187,11 +212,24 @@ pub fn enter(
     bind_onto_itself(rootfs)?;
     // Opened after the bind, so that every target below is on the new mount.
     let root = Root::open(rootfs)?;
-    for kernel_mount in KERNEL_MOUNTS {
-        mount_in_root(&root, kernel_mount)?;
-    }
-    for bind in binds {
-        bind_file(&root, bind)?;
+    for (at, entry) in mounts.iter().enumerate() {
+        match entry {
+            MountEntry::Kernel {
+                target,
+                fstype,
+                flags,
+                data,
+            } => {
+                let spec = KernelMount {
+                    target,
+                    fstype,
+                    flags: *flags,
+                    data: data.as_deref(),
+                };
+                mount_in_root(&root, &spec, on_engine_tmpfs(&mounts[..at], target))?;
+            }
+            MountEntry::File(bind) => bind_file(&root, bind)?,
+        }
     }
     if no_pivot {
         log::debug!(
@@ -244,13 +282,27 @@ pub fn chroot_into(new_root: &Path) -> Result<(), RootfsError> {
     // END SOLUTION
 }
 
-/// Mounts one kernel filesystem of the table onto its target inside `root`,
-/// resolved without following symlinks (created only on a filesystem the engine
-/// mounted itself, such as /dev's tmpfs).
-pub fn mount_in_root(root: &Root, spec: &KernelMount) -> Result<(), RootfsError> {
-    let target = mount_target(root, Path::new(spec.target), spec.on_engine_fs)?;
+/// Mounts one kernel filesystem onto its target inside `root`, resolved without
+/// following symlinks. A missing target is created only when `may_create` says it
+/// lies on a filesystem the engine mounted itself (such as /dev's tmpfs); every
+/// other target must already exist in the image, which ferry never writes.
+pub fn mount_in_root(root: &Root, spec: &KernelMount, may_create: bool) -> Result<(), RootfsError> {
+    let target = mount_target(root, Path::new(spec.target), may_create)?;
     log::debug!("mounting {} on {}", spec.fstype, spec.target);
     mount_kernel_fs(spec, &target.fd_path())
+}
+
+/// Whether `target` lies on a tmpfs mounted by one of the `earlier` entries (such
+/// as /dev/pts on /dev's tmpfs): then ferry may create it, since it is not the image.
+fn on_engine_tmpfs(earlier: &[MountEntry], target: &str) -> bool {
+    earlier.iter().any(|entry| match entry {
+        MountEntry::Kernel {
+            target: parent,
+            fstype,
+            ..
+        } => fstype == "tmpfs" && Path::new(target).starts_with(parent) && parent != target,
+        MountEntry::File(_) => false,
+    })
 }
 
 /// Resolves a mount target inside `root`: a plain directory, reached without any
@@ -274,7 +326,7 @@ fn mount_target(root: &Root, target: &Path, may_create: bool) -> Result<Resolved
 /// when the image has a plain file there (a missing one is left missing: creating
 /// it would write into the image).
 fn bind_file(root: &Root, bind: &FileBind) -> Result<(), RootfsError> {
-    let Some(target) = root.resolve_no_symlinks(Path::new(bind.target), Kind::RegularFile)? else {
+    let Some(target) = root.resolve_no_symlinks(Path::new(&bind.target), Kind::RegularFile)? else {
         log::debug!("{} is not in the image: not bound", bind.target);
         return Ok(());
     };
@@ -286,7 +338,7 @@ fn bind_file(root: &Root, bind: &FileBind) -> Result<(), RootfsError> {
         None::<&str>,
     )
     .map_err(|source| RootfsError::BindFile {
-        target: bind.target,
+        target: bind.target.clone(),
         source,
     })
 }
@@ -300,7 +352,7 @@ fn detach_host_kernel_fs(rootfs: &Path) -> Result<(), RootfsError> {
     let mut points: Vec<PathBuf> = crate::mountinfo::parse(&text)
         .into_iter()
         .filter(|m| m.fstype == "proc" || m.fstype == "sysfs")
-        .map(|m| m.mount_point)
+        .map(|m| PathBuf::from(m.mount_point))
         .filter(|point| !point.starts_with(rootfs))
         .collect();
     // Deepest first, so that a mount under another goes before it.

@@ -8,10 +8,10 @@
 
 use std::collections::HashSet;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// What the kernel does with a syscall (Docker's `SCMP_ACT_*` names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 pub enum Action {
     #[serde(rename = "SCMP_ACT_ALLOW")]
     Allow,
@@ -28,7 +28,7 @@ pub enum Action {
 }
 
 /// A comparison on one syscall argument (`SCMP_CMP_*`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 pub enum Op {
     #[serde(rename = "SCMP_CMP_EQ")]
     Eq,
@@ -46,7 +46,7 @@ pub enum Op {
     MaskedEq,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Arg {
     pub index: u8,
@@ -58,7 +58,7 @@ pub struct Arg {
 }
 
 /// When a rule applies: capabilities the container must hold (includes) or must not (excludes).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 pub struct Condition {
     #[serde(default)]
     pub caps: Vec<String>,
@@ -66,30 +66,63 @@ pub struct Condition {
     pub arches: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Rule {
     pub names: Vec<String>,
     pub action: Action,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errno_ret: Option<u32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<Arg>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Condition::is_empty")]
     pub includes: Condition,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Condition::is_empty")]
     pub excludes: Condition,
 }
 
 /// A whole profile, as `--security-opt seccomp=PROFILE.json` reads it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Profile {
     pub default_action: Action,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_errno_ret: Option<u32>,
+    /// The architectures the filter admits (the OCI spec's field; Docker profiles
+    /// have `archMap` instead, which ferry reads as "this machine's").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub architectures: Vec<String>,
     #[serde(default)]
     pub syscalls: Vec<Rule>,
+}
+
+impl Condition {
+    fn is_empty(&self) -> bool {
+        self.caps.is_empty() && self.arches.is_empty()
+    }
+}
+
+impl Profile {
+    /// The profile as it applies to one container: only the rules that apply to
+    /// `caps` on this architecture, without their conditions — what an engine puts
+    /// in the runtime spec (`linux.seccomp`), so the runtime evaluates nothing.
+    pub fn resolved_for(&self, caps: &HashSet<String>) -> Profile {
+        let syscalls = self
+            .syscalls
+            .iter()
+            .filter(|rule| rule.applies(caps))
+            .map(|rule| Rule {
+                includes: Condition::default(),
+                excludes: Condition::default(),
+                ..rule.clone()
+            })
+            .collect();
+        Profile {
+            syscalls,
+            architectures: vec![crate::seccomp::this_arch_name().to_string()],
+            ..self.clone()
+        }
+    }
 }
 
 impl Rule {
@@ -296,6 +329,7 @@ pub fn default_profile() -> Profile {
     Profile {
         default_action: Action::Errno,
         default_errno_ret: Some(libc::EPERM as u32),
+        architectures: Vec::new(),
         syscalls,
     }
 }

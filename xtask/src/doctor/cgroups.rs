@@ -3,56 +3,12 @@
 
 use super::facts::read;
 
-/// One line of /proc/self/mountinfo, the fields the doctor uses.
-#[derive(Debug)]
-pub(crate) struct Mount {
-    pub(crate) mount_point: String,
-    /// Propagation: `shared:N`, `master:N`, `unbindable`; none means private.
-    optional: Vec<String>,
-    pub(crate) fstype: String,
-    /// The filesystem's own options; for cgroup v1, its controllers.
-    super_options: String,
-}
+/// One line of /proc/self/mountinfo, read by the project's one parser.
+pub(crate) use crate::mountinfo::MountInfo as Mount;
 
-/// Parses /proc/self/mountinfo: `ID PARENT MAJ:MIN ROOT MOUNT_POINT OPTIONS [OPTIONAL...]
-/// - FSTYPE SOURCE SUPER_OPTIONS` (see proc_pid_mountinfo(5)). Bad lines are skipped.
+/// Parses /proc/self/mountinfo (see `solutions/src/mountinfo.rs`).
 pub(crate) fn parse_mountinfo(text: &str) -> Vec<Mount> {
-    text.lines().filter_map(parse_mount).collect()
-}
-
-fn parse_mount(line: &str) -> Option<Mount> {
-    let fields: Vec<&str> = line.split_whitespace().collect();
-    // The optional fields end with a lone "-" (searched after the six fixed fields).
-    let dash = 6 + fields.get(6..)?.iter().position(|&f| f == "-")?;
-    Some(Mount {
-        mount_point: unescape(fields.get(4)?),
-        optional: fields[6..dash].iter().map(|f| f.to_string()).collect(),
-        fstype: fields.get(dash + 1)?.to_string(),
-        super_options: fields.get(dash + 3).unwrap_or(&"").to_string(),
-    })
-}
-
-/// Undoes mountinfo's escapes: a space, tab, newline or backslash in a path is `\ooo`.
-fn unescape(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .and_then(|digits| u8::from_str_radix(std::str::from_utf8(digits).ok()?, 8).ok());
-        match octal {
-            Some(byte) if bytes[i] == b'\\' => {
-                out.push(byte);
-                i += 4;
-            }
-            _ => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    crate::mountinfo::parse(text)
 }
 
 /// The mount propagation of `/`: the last mount on `/` is the one everyone sees.

@@ -1,0 +1,101 @@
+//! The command line: clap derive, one args struct per subcommand, a thin adapter
+//! per command. Doc comments are the help text. The CLI is the edge: it reads its
+//! own environment and files for the engine, turns flags into the engine's options,
+//! and is the only place that prints errors, hints and exit codes.
+
+mod run;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::errors::{self, EXIT_ENGINE_FAILED};
+use crate::ENGINE;
+pub use run::{CliError, RunArgs};
+
+/// A container engine you build yourself, chapter by chapter.
+#[derive(Debug, Parser)]
+#[command(name = ENGINE, version, disable_help_subcommand = true)]
+pub struct Cli {
+    /// Directory where the engine keeps its state [default: /var/lib/<engine>]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    /// Narrate every step on stderr (same as RUST_LOG=debug)
+    #[arg(long, global = true)]
+    pub debug: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a command in a new container
+    Run(RunArgs),
+}
+
+/// Parses the arguments, runs the command and returns the process exit code.
+pub fn main() -> i32 {
+    errors::quiet_panics();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            // --help and --version are not errors; a bad flag is ferry's failure (125),
+            // as docker's CLI has it.
+            let code = if error.use_stderr() {
+                EXIT_ENGINE_FAILED
+            } else {
+                0
+            };
+            let _ = error.print();
+            return code;
+        }
+    };
+    init_logging(cli.debug);
+    let outcome = std::panic::catch_unwind(|| dispatch(cli));
+    match outcome {
+        Ok(Ok(code)) => code,
+        Ok(Err(error)) => {
+            eprintln!("{ENGINE}: error: {}", errors::chain(&error));
+            if let Some(hint) = error.hint() {
+                eprintln!("{ENGINE}: hint: {hint}");
+            }
+            error.exit_code()
+        }
+        Err(panic) => {
+            eprintln!(
+                "{ENGINE}: error: {}",
+                errors::describe_panic(panic.as_ref())
+            );
+            EXIT_ENGINE_FAILED
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<i32, CliError> {
+    let state_root = cli
+        .root
+        .unwrap_or_else(|| PathBuf::from(format!("/var/lib/{ENGINE}")));
+    match cli.command {
+        Command::Run(args) => run::run(&args, &state_root),
+    }
+}
+
+fn init_logging(debug: bool) {
+    let default = if debug { "debug" } else { "warn" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
+        .format_target(false)
+        .format_timestamp(None)
+        .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

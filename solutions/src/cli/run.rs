@@ -1,0 +1,315 @@
+//! `run`: the flags, their translation into the engine's options, and how the
+//! outcome is told (the exit code, the OOM message, errors with their hints).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use crate::engine::options::{ConfigError, Field, RunOptions, SeccompChoice};
+use crate::engine::{self, EngineError};
+use crate::env::{self, EnvEntry, EnvError};
+use crate::errors::EXIT_ENGINE_FAILED;
+use crate::privileges::PrivilegeError;
+use crate::runtime::RuntimeError;
+use crate::seccomp::{self, SeccompError};
+use crate::ENGINE;
+
+/// `run --rootfs DIR [OPTIONS] COMMAND [ARG...]`
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Directory holding the container's files (its root filesystem)
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: PathBuf,
+
+    /// Set an environment variable (KEY=VALUE), or pass KEY through from here
+    #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
+    pub env: Vec<String>,
+
+    /// Read environment variables from a file (KEY=VALUE or KEY per line, # comments)
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+
+    /// Working directory inside the container (created when missing)
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<PathBuf>,
+
+    /// The container's hostname [default: its short id]
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
+
+    /// Run a small init as PID 1 that forwards signals and reaps orphans
+    #[arg(long)]
+    pub init: bool,
+
+    /// Memory limit, e.g. 64m or 1g (units b, k, m, g)
+    #[arg(long, short = 'm', value_name = "BYTES")]
+    pub memory: Option<String>,
+
+    /// Memory plus swap limit (-1: unlimited swap) [default: no swap beyond --memory]
+    #[arg(long = "memory-swap", value_name = "BYTES", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+
+    /// Maximum number of processes and threads in the container
+    #[arg(long = "pids-limit", value_name = "N")]
+    pub pids_limit: Option<i64>,
+
+    /// Number of CPUs the container may use, e.g. 0.5
+    #[arg(long, value_name = "CPUS", allow_hyphen_values = true)]
+    pub cpus: Option<f64>,
+
+    /// Relative CPU weight (2 to 262144; default 1024)
+    #[arg(long = "cpu-shares", short = 'c', value_name = "SHARES")]
+    pub cpu_shares: Option<u64>,
+
+    /// CPUs the container may run on, e.g. 0-1,3
+    #[arg(long = "cpuset-cpus", value_name = "LIST")]
+    pub cpuset_cpus: Option<String>,
+
+    /// The cgroup under which the container's cgroup is created [default: /<engine>]
+    #[arg(long = "cgroup-parent", value_name = "PATH")]
+    pub cgroup_parent: Option<String>,
+
+    /// Run as this user: name, uid, name:group or uid:gid (from the container's /etc/passwd)
+    #[arg(long, short = 'u', value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
+
+    /// Add a capability to the default set (CHOWN, CAP_NET_ADMIN, ALL, ...)
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+
+    /// Drop a capability from the default set (or ALL)
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+
+    /// Give the container every capability, no seccomp filter, unmasked /proc and /sys
+    #[arg(long)]
+    pub privileged: bool,
+
+    /// Mount the container's root filesystem read-only
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+
+    /// no-new-privileges[=true|false], seccomp=unconfined, seccomp=PROFILE.json
+    #[arg(long = "security-opt", value_name = "OPTION")]
+    pub security_opt: Vec<String>,
+
+    /// Enter the root with chroot(2) instead of pivot_root(2) (weaker; see chapter 1)
+    #[arg(long)]
+    pub no_pivot: bool,
+
+    /// The command to run and its arguments
+    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// What `run` can fail with, as the command line tells it.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("invalid {flag} {value:?}: {why}")]
+    Flag {
+        flag: &'static str,
+        value: String,
+        why: String,
+    },
+    #[error("unknown capability {name:?} ({why})")]
+    Capability { name: String, why: String },
+    #[error("invalid security option {option:?}: use no-new-privileges[=true|false], seccomp=unconfined or seccomp=PROFILE.json")]
+    SecurityOption { option: String },
+    #[error(transparent)]
+    Env(#[from] EnvError),
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// Runs `args`; the container's exit code.
+pub fn run(args: &RunArgs, state_root: &Path) -> Result<i32, CliError> {
+    let options = options(args)?;
+    let outcome = engine::run(&options, state_root).map_err(|error| flag_error(error, args))?;
+    if outcome.exit.oom_kills > 0 {
+        let limit = outcome
+            .memory_limit
+            .map(|m| format!(" of {} MiB", m >> 20))
+            .unwrap_or_default();
+        eprintln!(
+            "{ENGINE}: the container hit its memory limit{limit}: the kernel's OOM killer killed {} of its processes",
+            outcome.exit.oom_kills
+        );
+    }
+    Ok(outcome.exit.code)
+}
+
+/// The flags as the engine's options. The caller-side work happens here: `-e KEY`
+/// reads this process's environment, `--env-file` and `seccomp=FILE` read files.
+pub fn options(args: &RunArgs) -> Result<RunOptions, CliError> {
+    let mut entries: Vec<EnvEntry> = Vec::new();
+    for path in &args.env_file {
+        entries.extend(env::read_env_file(path)?);
+    }
+    for text in &args.env {
+        entries.push(env::parse_entry(text)?);
+    }
+    let inherited_env: BTreeMap<String, String> = entries
+        .iter()
+        .filter_map(|entry| match entry {
+            EnvEntry::Inherit(key) => Some((key.clone(), std::env::var(key).ok()?)),
+            EnvEntry::Set(..) => None,
+        })
+        .collect();
+    let memory = args
+        .memory
+        .as_deref()
+        .map(|text| size(text, "--memory", "use a size such as 64m or 1g"))
+        .transpose()?;
+    let memory_swap = match args.memory_swap.as_deref() {
+        None => None,
+        Some("-1") => Some(-1),
+        Some(text) => Some(size(text, "--memory-swap", "use a size such as 128m, or -1")? as i64),
+    };
+    let (no_new_privileges, seccomp) = security_options(&args.security_opt)?;
+    Ok(RunOptions {
+        rootfs: args.rootfs.clone(),
+        command: args.command.clone(),
+        env: entries,
+        inherited_env,
+        workdir: args.workdir.clone(),
+        hostname: args.hostname.clone(),
+        init: args.init,
+        memory,
+        memory_swap,
+        pids_limit: args.pids_limit,
+        cpus: args.cpus,
+        cpu_shares: args.cpu_shares,
+        cpuset_cpus: args.cpuset_cpus.clone(),
+        cgroup_parent: args.cgroup_parent.clone(),
+        user: args.user.clone(),
+        cap_add: args.cap_add.clone(),
+        cap_drop: args.cap_drop.clone(),
+        privileged: args.privileged,
+        read_only: args.read_only,
+        no_new_privileges,
+        seccomp,
+        no_pivot: args.no_pivot,
+    })
+}
+
+fn size(text: &str, flag: &'static str, why: &str) -> Result<u64, CliError> {
+    parse_bytes(text).ok_or_else(|| CliError::Flag {
+        flag,
+        value: text.to_string(),
+        why: why.to_string(),
+    })
+}
+
+/// `--security-opt` values: no_new_privs (on by default) and the seccomp profile.
+fn security_options(list: &[String]) -> Result<(bool, SeccompChoice), CliError> {
+    let mut no_new_privileges = true;
+    let mut seccomp = SeccompChoice::Default;
+    for option in list {
+        let (key, value) = option.split_once(['=', ':']).unwrap_or((option, "true"));
+        match (key, value) {
+            ("no-new-privileges", "true") => no_new_privileges = true,
+            ("no-new-privileges", "false") => no_new_privileges = false,
+            ("seccomp", "unconfined") => seccomp = SeccompChoice::Unconfined,
+            ("seccomp", path) => {
+                seccomp = SeccompChoice::Profile(seccomp::read_profile(Path::new(path))?)
+            }
+            _ => {
+                return Err(CliError::SecurityOption {
+                    option: option.clone(),
+                })
+            }
+        }
+    }
+    Ok((no_new_privileges, seccomp))
+}
+
+/// `64m` → 67108864. Units b, k, m, g (powers of 1024), case-insensitive.
+pub fn parse_bytes(text: &str) -> Option<u64> {
+    let text = text.trim().to_ascii_lowercase();
+    let (number, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text.as_str(), ""),
+    };
+    let multiplier: u64 = match unit {
+        "" | "b" => 1,
+        "k" | "kb" => 1 << 10,
+        "m" | "mb" => 1 << 20,
+        "g" | "gb" => 1 << 30,
+        _ => return None,
+    };
+    number.parse::<u64>().ok()?.checked_mul(multiplier)
+}
+
+/// An engine error about a field, told as the flag the user typed (with the
+/// user's own text); other errors as they are.
+fn flag_error(error: EngineError, args: &RunArgs) -> CliError {
+    let EngineError::Config(ConfigError { field, value, why }) = &error else {
+        return CliError::Engine(error);
+    };
+    let (flag, typed) = match field {
+        Field::Memory => ("--memory", args.memory.clone()),
+        Field::MemorySwap => ("--memory-swap", args.memory_swap.clone()),
+        Field::PidsLimit => ("--pids-limit", None),
+        Field::Cpus => ("--cpus", None),
+        Field::CpuShares => ("--cpu-shares", None),
+        Field::CpusetCpus => ("--cpuset-cpus", None),
+        Field::CgroupParent => ("--cgroup-parent", None),
+        Field::Workdir => ("--workdir", None),
+        Field::Hostname => ("hostname", None),
+        Field::User => ("--user", None),
+        Field::Capabilities => {
+            return CliError::Capability {
+                name: value.clone(),
+                why: why.clone(),
+            }
+        }
+        Field::Rootfs | Field::Command => return CliError::Engine(error),
+    };
+    CliError::Flag {
+        flag,
+        value: typed.unwrap_or_else(|| value.clone()),
+        why: why.clone(),
+    }
+}
+
+impl CliError {
+    /// docker's exit code for this failure: 126/127 for a command that cannot be
+    /// run, 125 for everything that is ferry's own failure.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Engine(EngineError::Runtime(RuntimeError::Child { exit_code, .. })) => {
+                *exit_code
+            }
+            _ => EXIT_ENGINE_FAILED,
+        }
+    }
+
+    /// The likely cause and the chapter that explains it.
+    pub fn hint(&self) -> Option<String> {
+        let CliError::Engine(error) = self else {
+            return None;
+        };
+        match error {
+            EngineError::RootfsMissing { .. } | EngineError::RootfsNotDirectory { .. } => Some(
+                "--rootfs needs a directory holding the container's files, such as an unpacked busybox (see chapters/00-process.md)".into(),
+            ),
+            EngineError::Bundle(_) | EngineError::Runtime(RuntimeError::State(_)) => Some(
+                "the state root needs root to write: run as root, or give --root a directory you own".into(),
+            ),
+            EngineError::User(PrivilegeError::Unsafe(error)) => error.hint().map(String::from),
+            EngineError::Runtime(RuntimeError::Cgroup(_)) => Some(
+                "cgroups need root and a mounted cgroup filesystem: `cargo xtask doctor` shows the layout (see chapters/03-cgroups.md)".into(),
+            ),
+            EngineError::Runtime(RuntimeError::Sys { source: nix::Error::EPERM, .. }) => Some(
+                "creating namespaces needs root: run with sudo (see chapters/setup.md)".into(),
+            ),
+            EngineError::Runtime(RuntimeError::DiedInSetup { oom_killed: true, .. }) => Some(
+                "the kernel's OOM killer struck during the setup, not in your command: the --memory limit is too small for ferry's own setup (see chapters/03-cgroups.md)".into(),
+            ),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! A container's directory under the state root: `ROOT/containers/ID`, the OCI
+//! bundle the runtime runs (`config.json`), the runtime's `state.json`, and the
+//! engine's own files for the container (its /etc/hostname).
+//!
+//! Chapter 8 turns these into lasting objects (ps, logs, rm); until then a
+//! container's directory lives exactly as long as its `run`.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::runtime::spec::Spec;
+use crate::runtime::state::write_atomically;
+
+/// The file name of the runtime spec in a bundle, as the OCI runtime spec has it.
+pub const CONFIG_FILE: &str = "config.json";
+
+#[derive(Debug, thiserror::Error)]
+#[error("failed to write the container's directory {path}")]
+pub struct BundleError {
+    pub path: PathBuf,
+    #[source]
+    pub source: io::Error,
+}
+
+/// A container's directory.
+#[derive(Debug)]
+pub struct Bundle {
+    dir: PathBuf,
+}
+
+impl Bundle {
+    /// Creates `STATE_ROOT/containers/ID`.
+    pub fn create(state_root: &Path, id: &str) -> Result<Bundle, BundleError> {
+        let dir = state_root.join("containers").join(id);
+        std::fs::create_dir_all(&dir).map_err(|source| BundleError {
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(Bundle { dir })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes one of the engine's files for the container; returns its path.
+    pub fn write_file(&self, name: &str, contents: &str) -> Result<PathBuf, BundleError> {
+        let path = self.dir.join(name);
+        std::fs::write(&path, contents).map_err(|source| BundleError {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(path)
+    }
+
+    /// Writes `config.json`: what the engine hands the runtime.
+    pub fn write_config(&self, spec: &Spec) -> Result<(), BundleError> {
+        let path = self.dir.join(CONFIG_FILE);
+        write_atomically(&path, spec.to_json().as_bytes())
+            .map_err(|source| BundleError { path, source })
+    }
+
+    /// Removes the directory and everything in it.
+    pub fn remove(self) -> Result<(), BundleError> {
+        std::fs::remove_dir_all(&self.dir).map_err(|source| BundleError {
+            path: self.dir.clone(),
+            source,
+        })
+    }
+}

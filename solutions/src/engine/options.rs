@@ -1,0 +1,272 @@
+//! What a user asks the engine for: plain data, no command-line types.
+//!
+//! The CLI fills these from its flags (and later an API from JSON); the engine
+//! checks them ([`RunOptions::check`]) before anything is created, and each error
+//! names the field, not a flag: the CLI says which flag that was.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cgroups::{Limits, CPU_PERIOD_US, MIN_MEMORY};
+use crate::env::EnvEntry;
+use crate::seccomp::Profile;
+
+/// Which seccomp filter the container gets.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SeccompChoice {
+    /// ferry's default profile (Docker's).
+    #[default]
+    Default,
+    /// No filter (`seccomp=unconfined`).
+    Unconfined,
+    /// A profile the caller read (`seccomp=FILE.json`).
+    Profile(Profile),
+}
+
+/// Everything `run` can be asked for.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunOptions {
+    /// The container's root filesystem, a directory on the host.
+    pub rootfs: PathBuf,
+    /// The command and its arguments.
+    pub command: Vec<String>,
+    /// `-e` and `--env-file` entries, in order.
+    pub env: Vec<EnvEntry>,
+    /// The caller's values for the entries that inherit (`-e KEY`): the caller
+    /// reads its own environment, the engine does not.
+    pub inherited_env: BTreeMap<String, String>,
+    pub workdir: Option<PathBuf>,
+    pub hostname: Option<String>,
+    /// ferry's init as PID 1.
+    pub init: bool,
+    /// Bytes.
+    pub memory: Option<u64>,
+    /// Memory plus swap in bytes; -1 for unlimited swap.
+    pub memory_swap: Option<i64>,
+    /// -1 (or none) for no limit.
+    pub pids_limit: Option<i64>,
+    pub cpus: Option<f64>,
+    pub cpu_shares: Option<u64>,
+    pub cpuset_cpus: Option<String>,
+    /// The cgroup containers are created under, such as `/ferry`.
+    pub cgroup_parent: Option<String>,
+    /// `USER[:GROUP]`, names or numbers, looked up in the image.
+    pub user: Option<String>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub privileged: bool,
+    pub read_only: bool,
+    /// no_new_privs (default true; docker's is false).
+    pub no_new_privileges: bool,
+    pub seccomp: SeccompChoice,
+    /// chroot after moving the root mount, instead of pivot_root.
+    pub no_pivot: bool,
+}
+
+/// A field of [`RunOptions`], for errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Rootfs,
+    Command,
+    Workdir,
+    Hostname,
+    Memory,
+    MemorySwap,
+    PidsLimit,
+    Cpus,
+    CpuShares,
+    CpusetCpus,
+    CgroupParent,
+    User,
+    Capabilities,
+}
+
+impl Field {
+    /// The field's name in [`RunOptions`].
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Rootfs => "rootfs",
+            Field::Command => "command",
+            Field::Workdir => "workdir",
+            Field::Hostname => "hostname",
+            Field::Memory => "memory",
+            Field::MemorySwap => "memory_swap",
+            Field::PidsLimit => "pids_limit",
+            Field::Cpus => "cpus",
+            Field::CpuShares => "cpu_shares",
+            Field::CpusetCpus => "cpuset_cpus",
+            Field::CgroupParent => "cgroup_parent",
+            Field::User => "user",
+            Field::Capabilities => "capabilities",
+        }
+    }
+}
+
+/// An option that cannot be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {} {value:?}: {why}", field.name())]
+pub struct ConfigError {
+    pub field: Field,
+    /// The value as the engine got it.
+    pub value: String,
+    pub why: String,
+}
+
+fn invalid(field: Field, value: impl ToString, why: impl Into<String>) -> ConfigError {
+    ConfigError {
+        field,
+        value: value.to_string(),
+        why: why.into(),
+    }
+}
+
+impl RunOptions {
+    /// Checks every value that does not need the host; the first problem found.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.command.is_empty() {
+            return Err(invalid(Field::Command, "", "give the command to run"));
+        }
+        if let Some(dir) = &self.workdir {
+            if !dir.is_absolute() {
+                return Err(invalid(
+                    Field::Workdir,
+                    dir.display(),
+                    "it must be an absolute path",
+                ));
+            }
+        }
+        if let Some(name) = &self.hostname {
+            check_hostname(name)?;
+        }
+        self.limits()?;
+        self.cgroup_parent()?;
+        if let Some(spec) = &self.user {
+            if spec.is_empty() || spec.contains(['/', '\0']) {
+                return Err(invalid(
+                    Field::User,
+                    spec,
+                    "use USER[:GROUP], names or numbers",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The cgroup limits, checked.
+    pub fn limits(&self) -> Result<Limits, ConfigError> {
+        if let Some(bytes) = self.memory {
+            if bytes < MIN_MEMORY {
+                return Err(invalid(Field::Memory, bytes, "the minimum is 6m"));
+            }
+        }
+        let memory_swap = match (self.memory_swap, self.memory) {
+            (None, _) => None,
+            (Some(-1), _) => Some(-1),
+            (Some(swap), _) if swap < 0 => {
+                return Err(invalid(
+                    Field::MemorySwap,
+                    swap,
+                    "use a size such as 128m, or -1",
+                ))
+            }
+            (Some(swap), None) => {
+                return Err(invalid(Field::MemorySwap, swap, "it needs --memory too"))
+            }
+            (Some(swap), Some(memory)) if (swap as u64) < memory => {
+                return Err(invalid(
+                    Field::MemorySwap,
+                    swap,
+                    "it is memory plus swap: at least --memory",
+                ))
+            }
+            (Some(swap), Some(_)) => Some(swap),
+        };
+        let pids = match self.pids_limit {
+            None | Some(-1) => None,
+            Some(n) if n > 0 => Some(n as u64),
+            Some(n) => {
+                return Err(invalid(
+                    Field::PidsLimit,
+                    n,
+                    "use a positive number, or -1 for no limit",
+                ))
+            }
+        };
+        if let Some(cpus) = self.cpus {
+            let available = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1) as f64;
+            if !(cpus > 0.0 && cpus <= available && cpus * CPU_PERIOD_US as f64 >= 1000.0) {
+                return Err(invalid(
+                    Field::Cpus,
+                    cpus,
+                    "use a number above 0.01, at most the machine's CPU count",
+                ));
+            }
+        }
+        if let Some(shares) = self.cpu_shares {
+            if !(2..=262_144).contains(&shares) {
+                return Err(invalid(Field::CpuShares, shares, "use 2 to 262144"));
+            }
+        }
+        if let Some(list) = &self.cpuset_cpus {
+            let valid = !list.is_empty()
+                && list
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == ',' || c == '-');
+            if !valid {
+                return Err(invalid(Field::CpusetCpus, list, "use a list such as 0-1,3"));
+            }
+        }
+        Ok(Limits {
+            memory: self.memory,
+            memory_swap,
+            pids,
+            cpus: self.cpus,
+            cpu_shares: self.cpu_shares,
+            cpuset_cpus: self.cpuset_cpus.clone(),
+        })
+    }
+
+    /// The cgroup parent: an absolute-looking path of plain names [default: /ENGINE].
+    pub fn cgroup_parent(&self) -> Result<String, ConfigError> {
+        let parent = self
+            .cgroup_parent
+            .clone()
+            .unwrap_or_else(|| format!("/{}", crate::ENGINE));
+        let valid = parent
+            .trim_start_matches('/')
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != ".." && !part.contains('\0'));
+        if valid {
+            Ok(format!("/{}", parent.trim_start_matches('/')))
+        } else {
+            Err(invalid(
+                Field::CgroupParent,
+                parent,
+                "use a path of plain names such as /ferry or /lab/team1",
+            ))
+        }
+    }
+}
+
+/// A hostname is 1 to 64 letters, digits, dots and dashes (see hostname(7)).
+pub fn check_hostname(name: &str) -> Result<(), ConfigError> {
+    let valid = (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        && !name.starts_with(['-', '.']);
+    if valid {
+        Ok(())
+    } else {
+        Err(invalid(
+            Field::Hostname,
+            name,
+            "use 1 to 64 letters, digits, dots and dashes",
+        ))
+    }
+}

@@ -1,0 +1,282 @@
+//! From what a user asked for to the runtime spec the runtime runs: the engine's
+//! half of the seam (what dockerd or podman do before they call runc).
+//!
+//! [`build`] is a pure function: every input that needs the host (the id, the
+//! capabilities ferry holds, the user found in the image's /etc/passwd, the
+//! namespaces the chapters provide) is handed in, so a unit test can build a spec
+//! without touching the machine.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use caps::CapsHashSet;
+use nix::sched::CloneFlags;
+
+use super::defaults;
+use super::options::{ConfigError, Field, RunOptions, SeccompChoice};
+use crate::env;
+use crate::privileges::{capabilities, PrivilegeError, User};
+use crate::runtime::spec::{self, Spec, ANNOTATION_INIT, OCI_VERSION};
+use crate::seccomp;
+
+/// What the spec is built from, besides the options.
+#[derive(Debug, Clone)]
+pub struct Inputs<'a> {
+    pub options: &'a RunOptions,
+    /// The container's id (its cgroup's name).
+    pub id: &'a str,
+    /// The rootfs, checked and canonical.
+    pub rootfs: &'a Path,
+    pub hostname: &'a str,
+    /// The namespaces the container gets.
+    pub namespaces: CloneFlags,
+    /// `--user` as found in the image; `None` stays root.
+    pub user: Option<&'a User>,
+    /// The capabilities ferry may hand on (for `ALL` and `--privileged`).
+    pub held_capabilities: &'a CapsHashSet,
+    /// The engine's /etc/hostname for the container, in its state directory.
+    pub hostname_file: Option<&'a Path>,
+}
+
+/// Builds the runtime spec for one container.
+pub fn build(inputs: &Inputs) -> Result<Spec, ConfigError> {
+    let options = inputs.options;
+    options.check()?;
+    let capabilities = capabilities::resolve(
+        &options.cap_add,
+        &options.cap_drop,
+        options.privileged,
+        inputs.held_capabilities,
+    )
+    .map_err(|error| match error {
+        PrivilegeError::UnknownCapability { name } => ConfigError {
+            field: Field::Capabilities,
+            value: name,
+            why: "names such as CHOWN or CAP_CHOWN, or ALL; see capabilities(7)".to_string(),
+        },
+        other => ConfigError {
+            field: Field::Capabilities,
+            value: String::new(),
+            why: other.to_string(),
+        },
+    })?;
+    let mut names: Vec<String> = capabilities::names(&capabilities).into_iter().collect();
+    names.sort();
+    let seccomp = match (&options.seccomp, options.privileged) {
+        (SeccompChoice::Unconfined, _) | (SeccompChoice::Default, true) => None,
+        (SeccompChoice::Default, false) => Some(seccomp::default_profile()),
+        (SeccompChoice::Profile(profile), _) => Some(profile.clone()),
+    }
+    .map(|profile| profile.resolved_for(&capabilities::names(&capabilities)));
+    let (masked_paths, readonly_paths) = defaults::protected_paths(options.privileged);
+    let limits = options.limits()?;
+    let cpu =
+        (limits.cpus.is_some() || limits.cpu_shares.is_some() || limits.cpuset_cpus.is_some())
+            .then(|| spec::Cpu {
+                shares: limits.cpu_shares,
+                quota: limits
+                    .cpus
+                    .map(|cpus| (cpus * crate::cgroups::CPU_PERIOD_US as f64).round() as i64),
+                period: limits.cpus.map(|_| crate::cgroups::CPU_PERIOD_US),
+                cpus: limits.cpuset_cpus.clone(),
+            });
+    let memory = (limits.memory.is_some() || limits.memory_swap.is_some()).then(|| spec::Memory {
+        limit: limits.memory.map(|m| m as i64),
+        swap: limits.memory_swap,
+    });
+    let resources = spec::Resources {
+        memory,
+        pids: limits.pids.map(|limit| spec::Pids {
+            limit: limit as i64,
+        }),
+        cpu,
+    };
+    let mut annotations = BTreeMap::new();
+    if options.init {
+        annotations.insert(ANNOTATION_INIT.to_string(), "true".to_string());
+    }
+    Ok(Spec {
+        oci_version: OCI_VERSION.to_string(),
+        process: spec::Process {
+            terminal: false,
+            user: inputs.user.map(numeric_user).unwrap_or_default(),
+            args: options.command.clone(),
+            env: environment(inputs),
+            cwd: options
+                .workdir
+                .as_deref()
+                .unwrap_or(Path::new("/"))
+                .display()
+                .to_string(),
+            capabilities: Some(spec::Capabilities {
+                bounding: names.clone(),
+                effective: names.clone(),
+                inheritable: Vec::new(),
+                permitted: names,
+                ambient: Vec::new(),
+            }),
+            rlimits: Vec::new(),
+            no_new_privileges: options.no_new_privileges,
+        },
+        root: spec::Root {
+            path: inputs.rootfs.display().to_string(),
+            readonly: options.read_only,
+        },
+        hostname: Some(inputs.hostname.to_string()),
+        mounts: defaults::mounts(inputs.namespaces, inputs.hostname_file),
+        linux: spec::Linux {
+            namespaces: defaults::namespaces(inputs.namespaces),
+            resources: Some(resources),
+            cgroups_path: Some(format!(
+                "{}/{}",
+                options.cgroup_parent()?.trim_end_matches('/'),
+                inputs.id
+            )),
+            seccomp,
+            masked_paths,
+            readonly_paths,
+        },
+        annotations,
+    })
+}
+
+/// The container's environment: the defaults and the user's entries (chapter 0),
+/// and HOME from the image's /etc/passwd for `--user` unless HOME was given.
+fn environment(inputs: &Inputs) -> Vec<String> {
+    let options = inputs.options;
+    let inherited = |key: &str| options.inherited_env.get(key).cloned();
+    let mut vars = env::container_environment(inputs.hostname, &options.env, &inherited);
+    let home_given = options.env.iter().any(|entry| match entry {
+        env::EnvEntry::Set(key, _) | env::EnvEntry::Inherit(key) => key == "HOME",
+    });
+    if let (false, Some(home)) = (home_given, inputs.user.and_then(|u| u.home.as_ref())) {
+        vars.retain(|pair| !pair.starts_with("HOME="));
+        vars.push(format!("HOME={home}"));
+    }
+    vars
+}
+
+fn numeric_user(user: &User) -> spec::User {
+    spec::User {
+        uid: user.uid,
+        gid: user.gid,
+        additional_gids: user
+            .groups
+            .iter()
+            .copied()
+            .filter(|g| *g != user.gid)
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs<'a>(options: &'a RunOptions, held: &'a CapsHashSet) -> Inputs<'a> {
+        Inputs {
+            options,
+            id: "0123456789ab",
+            rootfs: Path::new("/srv/rootfs"),
+            hostname: "box",
+            namespaces: CloneFlags::CLONE_NEWNS
+                | CloneFlags::CLONE_NEWUTS
+                | CloneFlags::CLONE_NEWIPC
+                | CloneFlags::CLONE_NEWPID,
+            user: None,
+            held_capabilities: held,
+            hostname_file: Some(Path::new("/state/containers/0123456789ab/hostname")),
+        }
+    }
+
+    #[test]
+    fn a_spec_is_built_from_options_without_the_host() {
+        let options = RunOptions {
+            rootfs: "/srv/rootfs".into(),
+            command: vec!["sh".into(), "-c".into(), "echo hi".into()],
+            env: vec![env::EnvEntry::Set("A".into(), "1".into())],
+            memory: Some(64 << 20),
+            init: true,
+            no_new_privileges: true,
+            ..RunOptions::default()
+        };
+        let held = CapsHashSet::new();
+        let spec = build(&inputs(&options, &held)).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&spec.to_json()).unwrap();
+        assert_eq!(json["ociVersion"], OCI_VERSION);
+        assert_eq!(json["process"]["args"][2], "echo hi");
+        assert_eq!(json["root"]["path"], "/srv/rootfs");
+        assert_eq!(json["hostname"], "box");
+        let kinds: Vec<&str> = json["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["mount", "uts", "ipc", "pid"]);
+        let destinations: Vec<&str> = json["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["destination"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            destinations,
+            [
+                "/proc",
+                "/dev",
+                "/dev/pts",
+                "/dev/shm",
+                "/sys",
+                "/dev/mqueue",
+                "/etc/hostname"
+            ]
+        );
+        assert_eq!(json["linux"]["resources"]["memory"]["limit"], 64 << 20);
+        assert_eq!(
+            json["linux"]["cgroupsPath"],
+            format!("/{}/0123456789ab", crate::ENGINE)
+        );
+        assert_eq!(json["annotations"][ANNOTATION_INIT], "true");
+        assert!(json["process"]["env"]
+            .as_array()
+            .unwrap()
+            .contains(&"A=1".into()));
+        assert!(json["process"]["capabilities"]["bounding"]
+            .as_array()
+            .unwrap()
+            .contains(&"CAP_CHOWN".into()));
+        // The profile arrives resolved: no rule is left depending on a capability.
+        assert!(!spec.to_json().contains("\"includes\""));
+        assert!(!spec.linux.masked_paths.is_empty());
+        // And it reads back as the same spec.
+        assert_eq!(serde_json::from_str::<Spec>(&spec.to_json()).unwrap(), spec);
+    }
+
+    #[test]
+    fn privileged_is_data_in_the_spec_not_a_flag() {
+        let options = RunOptions {
+            command: vec!["true".into()],
+            privileged: true,
+            ..RunOptions::default()
+        };
+        let held: CapsHashSet = [caps::Capability::CAP_SYS_ADMIN].into_iter().collect();
+        let spec = build(&inputs(&options, &held)).unwrap();
+        assert!(spec.linux.masked_paths.is_empty() && spec.linux.readonly_paths.is_empty());
+        assert!(spec.linux.seccomp.is_none());
+        let caps = spec.process.capabilities.unwrap();
+        assert_eq!(caps.bounding, ["CAP_SYS_ADMIN"]);
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        let options = RunOptions {
+            command: vec!["true".into()],
+            memory: Some(1 << 20),
+            ..RunOptions::default()
+        };
+        let held = CapsHashSet::new();
+        let error = build(&inputs(&options, &held)).unwrap_err();
+        assert_eq!(error.field, Field::Memory);
+    }
+}
