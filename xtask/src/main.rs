@@ -8,6 +8,7 @@ mod doctor;
 mod grade;
 mod hostcheck;
 mod ladder;
+mod layers;
 mod manifest;
 /// The project's one mountinfo parser, shared with the engine and the harness.
 #[path = "../../solutions/src/mountinfo.rs"]
