@@ -5,8 +5,13 @@
 //! 1. a new mount namespace (a flag of clone(2)), so mounts stay in the container;
 //! 2. every mount made private, recursively — on a systemd host `/` is *shared*,
 //!    and without this the container's mounts would appear on the host;
-//! 3. the root switched with pivot_root(2) (or chroot(2) with `--no-pivot`);
-//! 4. /proc, /dev (with its device nodes) and a read-only /sys mounted inside.
+//! 3. the rootfs bind-mounted onto itself, and /proc, /dev (a tmpfs), /dev/pts,
+//!    /dev/shm, a read-only /sys and the engine's files mounted inside it, onto
+//!    targets resolved inside the rootfs without following symlinks (`safe_path`);
+//! 4. the root switched with pivot_root(2) (or MS_MOVE and chroot(2) with
+//!    `--no-pivot`), and /dev filled with its device nodes.
+//!
+//! Nothing is created or written in the rootfs itself: it is the image's.
 
 mod dev;
 mod mounts;

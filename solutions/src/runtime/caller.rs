@@ -32,6 +32,9 @@ pub fn forget_the_caller() -> nix::Result<()> {
     if let Err(error) = overwrite_arguments_and_environment() {
         log::debug!("could not overwrite the command line and environment: {error}");
     }
+    // The name `ps` shows (/proc/self/comm), which execve sets anew.
+    let title = std::ffi::CString::new(process_title()).expect("no NUL in the title");
+    nix::sys::prctl::set_name(&title)?;
     nix::sys::prctl::set_dumpable(false)
 }
 
