@@ -52,3 +52,57 @@ fn ensure_mdbook() -> Result<PathBuf> {
     }
     Ok(mdbook)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The figure files a text links to, as paths relative to the project root:
+    /// `](figures/X.svg)` in a page, `](../chapters/figures/X.svg)` in a deck.
+    fn figure_links(text: &str, prefix: &str) -> Vec<String> {
+        text.split(&format!("]({prefix}"))
+            .skip(1)
+            .filter_map(|rest| rest.split_once(')'))
+            .map(|(name, _)| format!("chapters/figures/{name}"))
+            .collect()
+    }
+
+    /// A tidy check: every figure a page or deck shows exists, and every figure
+    /// is shown by a page and carries a <title> and a <desc> for screen readers.
+    #[test]
+    fn figures_exist_are_used_and_are_described() {
+        let root = project_root();
+        let mut linked = Vec::new();
+        for (dir, prefix) in [("chapters", "figures/"), ("slides", "../chapters/figures/")] {
+            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|e| e == "md") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    for figure in figure_links(&text, prefix) {
+                        assert!(
+                            root.join(&figure).exists(),
+                            "{} shows {figure}, which does not exist",
+                            path.display()
+                        );
+                        if dir == "chapters" {
+                            linked.push(figure);
+                        }
+                    }
+                }
+            }
+        }
+        for entry in std::fs::read_dir(root.join("chapters/figures")).unwrap() {
+            let path = entry.unwrap().path();
+            let name = format!(
+                "chapters/figures/{}",
+                path.file_name().unwrap().to_string_lossy()
+            );
+            let svg = std::fs::read_to_string(&path).unwrap();
+            assert!(linked.contains(&name), "no chapter page shows {name}");
+            assert!(
+                svg.contains("<title") && svg.contains("<desc"),
+                "{name} lacks a <title> or a <desc>"
+            );
+        }
+    }
+}
