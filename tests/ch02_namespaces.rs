@@ -9,7 +9,7 @@ mod support;
 
 use nix::sys::signal::Signal;
 use serde_json::Value;
-use support::{probe_report, token, wait_for_file, TestHost};
+use support::{probe_report, token, wait_for_container_file, TestHost};
 
 fn host_hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -184,7 +184,7 @@ fn sigterm_stops_an_init_container_at_once() {
     let running = host
         .run(&["--init", "sh", "-c", &format!("echo > {ready}; sleep 10")])
         .spawn();
-    wait_for_file(&host.rootfs.join(&ready));
+    wait_for_container_file(&host, &ready);
     running.signal(Signal::SIGTERM);
     let out = running.wait();
     // Without forwarding the sleep runs out and the shell exits 0.

@@ -7,7 +7,7 @@
 mod support;
 
 use support::cgroups::{children, hierarchies, parent_dirs};
-use support::{sigkill_from_host, token, wait_for_file, TestHost};
+use support::{sigkill_from_host, token, wait_for_container_file, TestHost};
 
 /// Reads a cgroup file inside the container, wherever its hierarchy is mounted
 /// (v1: /sys/fs/cgroup/CONTROLLER/FILE, v2: /sys/fs/cgroup/FILE).
@@ -158,7 +158,7 @@ fn cgroup_exists_while_running_and_is_removed_on_every_path() {
             &format!("echo > {ready}; read x; true"),
         ])
         .spawn();
-    wait_for_file(&host.rootfs.join(&ready));
+    wait_for_container_file(&host, &ready);
     let live = children(&host.cgroup_parent);
     assert!(
         !live.is_empty(),

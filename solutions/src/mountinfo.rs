@@ -6,7 +6,8 @@
 //!
 //! The one mountinfo reader of the project: the engine uses it, and xtask and the
 //! test harness include this very file (`#[path]`), so the three cannot drift. It
-//! uses nothing but the standard library for that reason.
+//! uses nothing but the standard library for that reason, and has no tests of its
+//! own (they would run in every chapter's test binary): xtask's doctor tests it.
 
 /// One mount of the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,23 +59,4 @@ pub fn unescape(field: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fields_are_read_with_escapes_and_optional_fields() {
-        let text = "22 1 0:21 / /proc rw,nosuid shared:5 - proc proc rw\n\
-                    30 22 0:30 / /mnt/with\\040space rw - tmpfs none rw,size=4k\n\
-                    garbage\n";
-        let mounts = parse(text);
-        assert_eq!(mounts.len(), 2);
-        assert_eq!(mounts[0].fstype, "proc");
-        assert_eq!(mounts[0].optional, ["shared:5"]);
-        assert_eq!(mounts[1].mount_point, "/mnt/with space");
-        assert!(mounts[1].optional.is_empty());
-        assert_eq!(mounts[1].super_options, "rw,size=4k");
-    }
 }

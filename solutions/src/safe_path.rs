@@ -297,6 +297,51 @@ impl Root {
     /// openat2(2) of `path` in the root as an `O_PATH` descriptor. With `nofollow`,
     /// a symlink as the last component is opened itself, so that `check_kind` can
     /// name it.
+    /// Creates the missing directories of `path` inside the root, one component at a
+    /// time, each resolved without following a symlink, and resolves the last one.
+    /// Only for a root the container may write: an overlay's merged view, whose
+    /// writes land in the container's own layer, or a filesystem of the engine's.
+    pub fn create_dirs(&self, path: &Path) -> Result<Resolved, SafePathError> {
+        let mut parent = self.require(Path::new("/"), Kind::Directory)?;
+        for component in relative(path).components() {
+            let name = component.as_os_str().to_string_lossy().into_owned();
+            let next = parent.path.join(&name);
+            parent = match self.resolve_no_symlinks(&next, Kind::Directory)? {
+                Some(dir) => dir,
+                None => self.create_dir_in(&parent, &name, 0o755)?,
+            };
+        }
+        Ok(parent)
+    }
+
+    /// Creates an empty regular file at `path` (its directories too, as
+    /// [`Root::create_dirs`]) unless one is there, and resolves it: a target for a
+    /// bind mount of a file or a device node.
+    pub fn create_file(&self, path: &Path) -> Result<Resolved, SafePathError> {
+        if let Some(file) = self.resolve_no_symlinks(path, Kind::RegularFile)? {
+            return Ok(file);
+        }
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(SafePathError::Missing {
+                path: path.to_path_buf(),
+            });
+        };
+        let parent = self.create_dirs(parent)?;
+        let flags =
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        sys::openat2(
+            Some(parent.fd.as_fd()),
+            Path::new(name),
+            flags,
+            ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS,
+        )
+        .map_err(|source| SafePathError::Create {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        self.require(path, Kind::RegularFile)
+    }
+
     fn open_path(
         &self,
         path: &Path,

@@ -102,13 +102,17 @@ impl TestHost {
     /// read-only medium (or shared between users) is.
     pub fn make_rootfs_read_only(&mut self) {
         let rootfs = self.rootfs.to_str().unwrap().to_string();
-        for args in [
-            vec!["--bind", &rootfs, &rootfs],
-            vec!["-o", "remount,bind,ro", &rootfs],
-        ] {
+        self.mount(&["--bind", &rootfs, &rootfs]);
+        self.mount(&["-o", "remount,bind,ro", &rootfs]);
+    }
+
+    /// Runs mount(8) with `args` in the test host (never on the real host); the
+    /// new mount is not counted as a leak.
+    pub fn mount(&mut self, args: &[&str]) {
+        {
             let ns = self.mount_ns.as_raw_fd();
             let mut command = Command::new("mount");
-            command.args(&args);
+            command.args(args);
             // SAFETY: only setns(2) between fork and exec, on an fd the parent keeps open.
             unsafe {
                 command.pre_exec(move || {

@@ -24,7 +24,7 @@ pub use host::TestHost;
 pub use invocation::{Invocation, Running};
 pub use output::Output;
 pub use probe::{binary as probe_binary, probe_report};
-pub use processes::{find_process, sigkill_from_host, wait_for_file};
+pub use processes::{find_process, sigkill_from_host, wait_for_container_file, wait_for_file};
 pub use snapshots::snapshot_settings;
 
 /// The engine under test: `ferry` (the reference) or `myferry` (the student's).

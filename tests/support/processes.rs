@@ -65,3 +65,25 @@ pub fn wait_for_file(path: &Path) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Waits until the container has written `name` in its root directory: in the
+/// rootfs itself until chapter 5, in the container's own upper layer from then on
+/// (the rootfs is never written). Up to 10 seconds.
+pub fn wait_for_container_file(host: &TestHost, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let uppers = std::fs::read_dir(host.state.join("containers"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|dir| dir.path().join("upper").join(name));
+        if host.rootfs.join(name).exists() || uppers.into_iter().any(|p| p.exists()) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the container did not write /{name} within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

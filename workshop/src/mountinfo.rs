@@ -8,7 +8,8 @@
 //!
 //! The one mountinfo reader of the project: the engine uses it, and xtask and the
 //! test harness include this very file (`#[path]`), so the three cannot drift. It
-//! uses nothing but the standard library for that reason.
+//! uses nothing but the standard library for that reason, and has no tests of its
+//! own (they would run in every chapter's test binary): xtask's doctor tests it.
 
 /// One mount of the table.
 #[derive(Debug, Clone, PartialEq, Eq)]

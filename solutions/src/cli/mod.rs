@@ -3,7 +3,10 @@
 //! own environment and files for the engine, turns flags into the engine's options,
 //! and is the only place that prints errors, hints and exit codes.
 
+mod mounts;
 mod run;
+mod table;
+mod volume;
 
 use std::path::PathBuf;
 
@@ -32,7 +35,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a command in a new container
-    Run(RunArgs),
+    Run(Box<RunArgs>),
+    /// Manage volumes
+    Volume(volume::VolumeArgs),
 }
 
 /// Parses the arguments, runs the command and returns the process exit code.
@@ -79,6 +84,7 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
         .unwrap_or_else(|| PathBuf::from(format!("/var/lib/{ENGINE}")));
     match cli.command {
         Command::Run(args) => run::run(&args, &state_root),
+        Command::Volume(args) => volume::run(&args, &state_root),
     }
 }
 

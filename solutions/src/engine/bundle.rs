@@ -54,6 +54,16 @@ impl Bundle {
         Ok(path)
     }
 
+    /// Creates the directory `name` in the bundle; returns its path.
+    pub fn make_dir(&self, name: &str) -> Result<PathBuf, BundleError> {
+        let path = self.dir.join(name);
+        std::fs::create_dir(&path).map_err(|source| BundleError {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(path)
+    }
+
     /// Writes `config.json`: what the engine hands the runtime.
     pub fn write_config(&self, spec: &Spec) -> Result<(), BundleError> {
         let path = self.dir.join(CONFIG_FILE);

@@ -11,14 +11,20 @@ pub mod bundle;
 pub mod defaults;
 pub mod options;
 pub mod spec_builder;
+pub mod volumes;
 
 use std::path::{Path, PathBuf};
 
 use crate::id::ContainerId;
 use crate::privileges::{capabilities, user, PrivilegeError};
+use crate::rootfs::options as mount_options;
+use crate::runtime::spec;
 use crate::runtime::{self, CreateOptions, Exit, RuntimeError};
+use crate::safe_path::{Kind, Root};
 use bundle::{Bundle, BundleError};
-use options::{ConfigError, RunOptions};
+use options::{ConfigError, DeviceRequest, MountRequest, RunOptions};
+use spec_builder::Layer;
+use volumes::{VolumeError, VolumeStore};
 
 /// Everything the engine can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +45,18 @@ pub enum EngineError {
     User(PrivilegeError),
     #[error(transparent)]
     Bundle(#[from] BundleError),
+    #[error(transparent)]
+    Volume(#[from] VolumeError),
+    #[error("the host path {path} of a mount cannot be used")]
+    MountSource {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a device node: --device takes a character or block device of the host")]
+    NotADevice { path: PathBuf },
+    #[error(transparent)]
+    Image(#[from] crate::safe_path::SafePathError),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
 }
@@ -67,46 +85,70 @@ pub fn run(options: &RunOptions, state_root: &Path) -> Result<RunOutcome, Engine
         None => None,
     };
     let namespaces = defaults::namespace_flags();
+    let store = VolumeStore::new(state_root);
+    let (mounts, anonymous) = user_mounts(&store, options, &rootfs)?;
     let bundle = Bundle::create(state_root, id.as_str())?;
-    let result = run_in(
-        &bundle,
-        options,
-        &id,
-        &rootfs,
-        &hostname,
-        user.as_ref(),
-        namespaces,
-    );
+    let context = Context {
+        bundle: &bundle,
+        id: &id,
+        rootfs: &rootfs,
+        hostname: &hostname,
+        user: user.as_ref(),
+        mounts: &mounts,
+    };
+    let result = run_in(&context, options, namespaces);
     let removed = bundle.remove();
+    // Anonymous volumes go with their container (docker does so with --rm).
+    let mut volumes_removed = Ok(());
+    for name in &anonymous {
+        if let Err(error) = store.remove(name, true) {
+            volumes_removed = Err(error);
+        }
+    }
     let exit = result?;
     removed?;
+    volumes_removed?;
     Ok(RunOutcome {
         exit,
         memory_limit: options.memory,
     })
 }
 
+/// What `run_in` works with.
+struct Context<'a> {
+    bundle: &'a Bundle,
+    id: &'a ContainerId,
+    rootfs: &'a Path,
+    hostname: &'a str,
+    user: Option<&'a user::User>,
+    mounts: &'a [spec::Mount],
+}
+
 /// The part of `run` that has a container directory to clean up after.
 fn run_in(
-    bundle: &Bundle,
+    context: &Context,
     options: &RunOptions,
-    id: &ContainerId,
-    rootfs: &Path,
-    hostname: &str,
-    user: Option<&user::User>,
     namespaces: nix::sched::CloneFlags,
 ) -> Result<Exit, EngineError> {
-    let hostname_file = bundle.write_file("hostname", &format!("{hostname}\n"))?;
+    let (bundle, id) = (context.bundle, context.id);
+    let hostname_file = bundle.write_file("hostname", &format!("{}\n", context.hostname))?;
+    let layer = Layer {
+        upper: bundle.make_dir("upper")?,
+        work: bundle.make_dir("work")?,
+        merged: bundle.make_dir("rootfs")?,
+    };
     let held = capabilities::held();
     let spec = spec_builder::build(&spec_builder::Inputs {
         options,
         id: id.as_str(),
-        rootfs,
-        hostname,
+        rootfs: context.rootfs,
+        hostname: context.hostname,
         namespaces,
-        user,
+        user: context.user,
         held_capabilities: &held,
         hostname_file: Some(&hostname_file),
+        layer: Some(&layer),
+        mounts: context.mounts,
     })?;
     bundle.write_config(&spec)?;
     let create = CreateOptions {
@@ -118,6 +160,100 @@ fn run_in(
     let exit = ran?;
     deleted?;
     Ok(exit)
+}
+
+/// The user's mounts and devices as spec entries: host paths checked, named
+/// volumes found or created (and seeded from the image on first use), anonymous
+/// ones created. Also the anonymous volumes' names, to remove after the run.
+fn user_mounts(
+    store: &VolumeStore,
+    options: &RunOptions,
+    rootfs: &Path,
+) -> Result<(Vec<spec::Mount>, Vec<String>), EngineError> {
+    let mut mounts = Vec::new();
+    let mut anonymous = Vec::new();
+    let bind = |source: &Path, target: &Path, read_only: bool| spec::Mount {
+        destination: target.display().to_string(),
+        kind: Some("bind".to_string()),
+        source: Some(source.display().to_string()),
+        options: if read_only {
+            vec!["rbind".into(), "ro".into()]
+        } else {
+            vec!["rbind".into()]
+        },
+    };
+    for request in &options.mounts {
+        match request {
+            MountRequest::Bind {
+                source,
+                target,
+                read_only,
+            } => {
+                let source = source
+                    .canonicalize()
+                    .map_err(|error| EngineError::MountSource {
+                        path: source.clone(),
+                        source: error,
+                    })?;
+                mounts.push(bind(&source, target, *read_only));
+            }
+            MountRequest::Volume {
+                source,
+                target,
+                read_only,
+            } => {
+                let mut volume = match source {
+                    Some(name) => store.get_or_create(name)?,
+                    None => {
+                        let volume = store.create(None)?;
+                        anonymous.push(volume.name.clone());
+                        volume
+                    }
+                };
+                // What the image has there, resolved inside it, seeds a new volume.
+                if let Some(content) =
+                    Root::open(rootfs)?.resolve_in_root(target, Kind::Directory)?
+                {
+                    store.seed(&mut volume, &content.fd_path())?;
+                }
+                mounts.push(bind(&volume.mountpoint, target, *read_only));
+            }
+            MountRequest::Tmpfs { target, size, mode } => {
+                let flags = nix::mount::MsFlags::MS_NOSUID
+                    | nix::mount::MsFlags::MS_NODEV
+                    | nix::mount::MsFlags::MS_NOEXEC;
+                let mut data = Vec::new();
+                if let Some(size) = size {
+                    data.push(format!("size={size}"));
+                }
+                if let Some(mode) = mode {
+                    data.push(format!("mode={mode:o}"));
+                }
+                let data = (!data.is_empty()).then(|| data.join(","));
+                mounts.push(spec::Mount {
+                    destination: target.display().to_string(),
+                    kind: Some("tmpfs".to_string()),
+                    source: Some("tmpfs".to_string()),
+                    options: mount_options::to_words(flags, data.as_deref()),
+                });
+            }
+        }
+    }
+    for DeviceRequest {
+        host, container, ..
+    } in &options.devices
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let meta = std::fs::metadata(host).map_err(|error| EngineError::MountSource {
+            path: host.clone(),
+            source: error,
+        })?;
+        if !(meta.file_type().is_char_device() || meta.file_type().is_block_device()) {
+            return Err(EngineError::NotADevice { path: host.clone() });
+        }
+        mounts.push(bind(host, container, false));
+    }
+    Ok((mounts, anonymous))
 }
 
 /// The rootfs must exist and be a directory; it is made absolute and canonical so

@@ -152,14 +152,21 @@ fn setup_and_exec(
     if namespaces.contains(CloneFlags::CLONE_NEWNET) {
         namespaces::bring_up_loopback()?;
     }
-    let root = rootfs::enter(&plan.rootfs, plan.no_pivot, namespaces, &plan.mounts)?;
+    let entered = rootfs::enter(
+        &plan.rootfs,
+        plan.overlay.as_ref(),
+        plan.no_pivot,
+        namespaces,
+        &plan.mounts,
+    )?;
+    let root = entered.view.clone();
     if root == RootView::Isolated
         && namespaces.contains(CloneFlags::CLONE_NEWCGROUP)
         && !args.cgroup_mounts.is_empty()
     {
         cgroups::mount_inside(args.cgroup_mounts)?;
     }
-    enter_workdir(root.path(), &plan.cwd)?;
+    enter_workdir(root.path(), &plan.cwd, entered.writable)?;
     if root == RootView::Isolated && !cwd_is_inside() {
         return Err(ChildError::WorkdirOutside {
             dir: plan.cwd.clone(),
@@ -229,14 +236,21 @@ fn cwd_is_inside() -> bool {
 }
 
 /// Changes into the working directory, resolved inside the root (symlinks stay in
-/// it). A missing one is an error: creating it would write into the image (from
-/// chapter 5 it is created in the container's own layer, as docker does).
-fn enter_workdir(root: &Path, workdir: &Path) -> Result<(), ChildError> {
-    let dir = Root::open(root)?
-        .resolve_in_root(workdir, Kind::Directory)?
-        .ok_or_else(|| SafePathError::Missing {
-            path: workdir.to_path_buf(),
-        })?;
+/// it). A missing one is created when the root is writable — an overlay, whose
+/// writes land in the container's own layer, as docker does — and is an error
+/// otherwise: creating it would write into the image.
+fn enter_workdir(root: &Path, workdir: &Path, writable: bool) -> Result<(), ChildError> {
+    let root = Root::open(root)?;
+    let dir = match root.resolve_in_root(workdir, Kind::Directory)? {
+        Some(dir) => dir,
+        None if writable => root.create_dirs(workdir)?,
+        None => {
+            return Err(SafePathError::Missing {
+                path: workdir.to_path_buf(),
+            }
+            .into())
+        }
+    };
     nix::unistd::fchdir(dir.fd().as_raw_fd()).map_err(|source| {
         ChildError::Rootfs(RootfsError::Chdir {
             path: workdir.to_path_buf(),

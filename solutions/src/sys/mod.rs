@@ -7,7 +7,7 @@ mod process;
 mod seccomp;
 mod signal;
 
-pub use fs::openat2;
+pub use fs::{openat2, set_read_only_recursively};
 pub use net::{interface_flags, set_interface_flags};
 pub use process::{
     clone_child, close_fds_except, close_range_cloexec, ensure_single_threaded, fork,

@@ -17,6 +17,8 @@ use crate::runtime::RuntimeError;
 use crate::seccomp::{self, SeccompError};
 use crate::ENGINE;
 
+use super::mounts;
+
 /// `run --rootfs DIR [OPTIONS] COMMAND [ARG...]`
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -100,6 +102,22 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_pivot: bool,
 
+    /// Mount a volume: HOST-DIR:PATH, NAME:PATH or PATH (anonymous), with :ro
+    #[arg(short = 'v', long = "volume", value_name = "[SOURCE:]PATH[:ro]")]
+    pub volume: Vec<String>,
+
+    /// Mount as docker's long form: type=bind|volume|tmpfs,source=..,target=..,readonly
+    #[arg(long = "mount", value_name = "SPEC")]
+    pub mount: Vec<String>,
+
+    /// Mount a new tmpfs: PATH[:size=64m,mode=1777]
+    #[arg(long = "tmpfs", value_name = "PATH[:OPTIONS]")]
+    pub tmpfs: Vec<String>,
+
+    /// Show a host device in the container: /dev/HOST[:/dev/CONTAINER][:rwm]
+    #[arg(long = "device", value_name = "DEVICE")]
+    pub device: Vec<String>,
+
     /// The command to run and its arguments
     #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -124,6 +142,8 @@ pub enum CliError {
     Seccomp(#[from] SeccompError),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error(transparent)]
+    Volume(#[from] crate::engine::volumes::VolumeError),
 }
 
 /// Runs `args`; the container's exit code.
@@ -194,6 +214,18 @@ pub fn options(args: &RunArgs) -> Result<RunOptions, CliError> {
         no_new_privileges,
         seccomp,
         no_pivot: args.no_pivot,
+        mounts: args
+            .volume
+            .iter()
+            .map(|v| mounts::volume(v))
+            .chain(args.mount.iter().map(|m| mounts::mount(m)))
+            .chain(args.tmpfs.iter().map(|t| mounts::tmpfs(t)))
+            .collect::<Result<_, _>>()?,
+        devices: args
+            .device
+            .iter()
+            .map(|d| mounts::device(d))
+            .collect::<Result<_, _>>()?,
     })
 }
 
@@ -262,6 +294,8 @@ fn flag_error(error: EngineError, args: &RunArgs) -> CliError {
         Field::Workdir => ("--workdir", None),
         Field::Hostname => ("hostname", None),
         Field::User => ("--user", None),
+        Field::Mounts => ("mount", None),
+        Field::Devices => ("--device", None),
         Field::Capabilities => {
             return CliError::Capability {
                 name: value.clone(),
@@ -285,6 +319,8 @@ impl CliError {
             CliError::Engine(EngineError::Runtime(RuntimeError::Child { exit_code, .. })) => {
                 *exit_code
             }
+            // docker's CLI exits 1 when the daemon refuses a volume command.
+            CliError::Volume(_) => 1,
             _ => EXIT_ENGINE_FAILED,
         }
     }
@@ -301,7 +337,9 @@ impl CliError {
             EngineError::Bundle(_) | EngineError::Runtime(RuntimeError::State(_)) => Some(
                 "the state root needs root to write: run as root, or give --root a directory you own".into(),
             ),
-            EngineError::User(PrivilegeError::Unsafe(error)) => error.hint().map(String::from),
+            EngineError::User(PrivilegeError::Unsafe(error)) | EngineError::Image(error) => {
+                error.hint().map(String::from)
+            }
             EngineError::Runtime(RuntimeError::Cgroup(_)) => Some(
                 "cgroups need root and a mounted cgroup filesystem: `cargo xtask doctor` shows the layout (see chapters/03-cgroups.md)".into(),
             ),

@@ -66,6 +66,55 @@ pub struct RunOptions {
     pub seccomp: SeccompChoice,
     /// chroot after moving the root mount, instead of pivot_root.
     pub no_pivot: bool,
+    /// Volumes, bind mounts and tmpfs mounts (`-v`, `--mount`, `--tmpfs`), in order.
+    pub mounts: Vec<MountRequest>,
+    /// Host devices to show in the container (`--device`).
+    pub devices: Vec<DeviceRequest>,
+}
+
+/// One mount the user asked for (docker's `--mount type=...`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum MountRequest {
+    /// A host directory (or file).
+    Bind {
+        source: PathBuf,
+        target: PathBuf,
+        read_only: bool,
+    },
+    /// A volume of the engine's: named, or anonymous (`None`: removed with the
+    /// container).
+    Volume {
+        source: Option<String>,
+        target: PathBuf,
+        read_only: bool,
+    },
+    /// A new tmpfs.
+    Tmpfs {
+        target: PathBuf,
+        size: Option<u64>,
+        mode: Option<u32>,
+    },
+}
+
+impl MountRequest {
+    /// Where it appears in the container.
+    pub fn target(&self) -> &std::path::Path {
+        match self {
+            MountRequest::Bind { target, .. }
+            | MountRequest::Volume { target, .. }
+            | MountRequest::Tmpfs { target, .. } => target,
+        }
+    }
+}
+
+/// A host device node shown in the container (`--device HOST[:CONTAINER][:rwm]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRequest {
+    pub host: PathBuf,
+    pub container: PathBuf,
+    /// docker's `rwm` letters.
+    pub permissions: String,
 }
 
 /// A field of [`RunOptions`], for errors.
@@ -84,6 +133,8 @@ pub enum Field {
     CgroupParent,
     User,
     Capabilities,
+    Mounts,
+    Devices,
 }
 
 impl Field {
@@ -103,6 +154,8 @@ impl Field {
             Field::CgroupParent => "cgroup_parent",
             Field::User => "user",
             Field::Capabilities => "capabilities",
+            Field::Mounts => "mounts",
+            Field::Devices => "devices",
         }
     }
 }
@@ -145,12 +198,96 @@ impl RunOptions {
         }
         self.limits()?;
         self.cgroup_parent()?;
+        self.check_mounts()?;
         if let Some(spec) = &self.user {
             if spec.is_empty() || spec.contains(['/', '\0']) {
                 return Err(invalid(
                     Field::User,
                     spec,
                     "use USER[:GROUP], names or numbers",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Mounts and devices: absolute targets, each at most once, not `/`; plain
+    /// volume names; devices readable and writable (ferry guards devices with mount
+    /// flags, not the devices cgroup: it cannot make one read-only).
+    fn check_mounts(&self) -> Result<(), ConfigError> {
+        let mut targets: Vec<&std::path::Path> = Vec::new();
+        let all = self
+            .mounts
+            .iter()
+            .map(|m| (m.target(), Field::Mounts))
+            .chain(
+                self.devices
+                    .iter()
+                    .map(|d| (d.container.as_path(), Field::Devices)),
+            );
+        for (target, field) in all {
+            if !target.is_absolute() || target == std::path::Path::new("/") {
+                return Err(invalid(
+                    field,
+                    target.display(),
+                    "the destination must be an absolute path other than /",
+                ));
+            }
+            if target
+                .components()
+                .any(|c| c == std::path::Component::ParentDir)
+            {
+                return Err(invalid(
+                    field,
+                    target.display(),
+                    "the destination must not hold '..'",
+                ));
+            }
+            if targets.contains(&target) {
+                return Err(invalid(
+                    field,
+                    target.display(),
+                    "two mounts have this destination",
+                ));
+            }
+            targets.push(target);
+        }
+        for mount in &self.mounts {
+            match mount {
+                MountRequest::Bind { source, .. } if !source.is_absolute() => return Err(invalid(
+                    Field::Mounts,
+                    source.display(),
+                    "a bind mount's source must be an absolute host path (or give a volume name)",
+                )),
+                MountRequest::Volume {
+                    source: Some(name), ..
+                } => check_volume_name(name)?,
+                MountRequest::Tmpfs {
+                    mode: Some(mode), ..
+                } if *mode > 0o7777 => {
+                    return Err(invalid(
+                        Field::Mounts,
+                        format!("{mode:o}"),
+                        "a tmpfs mode is octal, at most 7777",
+                    ))
+                }
+                _ => {}
+            }
+        }
+        for device in &self.devices {
+            let letters = &device.permissions;
+            if letters.is_empty() || !letters.chars().all(|c| "rwm".contains(c)) {
+                return Err(invalid(
+                    Field::Devices,
+                    letters,
+                    "permissions are letters of rwm",
+                ));
+            }
+            if !(letters.contains('r') && letters.contains('w')) {
+                return Err(invalid(
+                    Field::Devices,
+                    letters,
+                    "ferry guards devices with mount flags, not the devices cgroup: a device is readable and writable or absent (chapter 4)",
                 ));
             }
         }
@@ -252,6 +389,23 @@ impl RunOptions {
                 "use a path of plain names such as /ferry or /lab/team1",
             ))
         }
+    }
+}
+
+/// A volume name, as docker allows it: a letter or digit, then letters, digits,
+/// `_`, `.` and `-`.
+pub fn check_volume_name(name: &str) -> Result<(), ConfigError> {
+    let mut chars = name.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if valid {
+        Ok(())
+    } else {
+        Err(invalid(
+            Field::Mounts,
+            name,
+            "a volume name is a letter or digit, then letters, digits, '_', '.' or '-'",
+        ))
     }
 }
 

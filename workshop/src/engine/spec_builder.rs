@@ -38,6 +38,37 @@ pub struct Inputs<'a> {
     pub held_capabilities: &'a CapsHashSet,
     /// The engine's /etc/hostname for the container, in its state directory.
     pub hostname_file: Option<&'a Path>,
+    /// The container's own layer, for the overlay over the rootfs (chapter 5).
+    pub layer: Option<&'a Layer>,
+    /// The user's mounts (volumes resolved to host directories), after the defaults.
+    pub mounts: &'a [spec::Mount],
+}
+
+/// A container's own layer: the directories of its overlay, in its state directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layer {
+    /// Where every write of the container lands.
+    pub upper: std::path::PathBuf,
+    /// overlayfs's scratch directory (same filesystem as `upper`).
+    pub work: std::path::PathBuf,
+    /// The empty directory the merged view is mounted on: the container's root.
+    pub merged: std::path::PathBuf,
+}
+
+/// The overlay's entry in `mounts`: destination `/`, the image's directories as
+/// lower (topmost first), the container's layer as upper.
+pub fn overlay_mount(lowers: &[&Path], layer: &Layer) -> spec::Mount {
+    let lowers: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
+    spec::Mount {
+        destination: "/".to_string(),
+        kind: Some("overlay".to_string()),
+        source: Some("overlay".to_string()),
+        options: vec![
+            format!("lowerdir={}", lowers.join(":")),
+            format!("upperdir={}", layer.upper.display()),
+            format!("workdir={}", layer.work.display()),
+        ],
+    }
 }
 
 /// Builds the runtime spec for one container.
@@ -121,11 +152,21 @@ pub fn build(inputs: &Inputs) -> Result<Spec, ConfigError> {
             no_new_privileges: options.no_new_privileges,
         },
         root: spec::Root {
-            path: inputs.rootfs.display().to_string(),
+            path: inputs
+                .layer
+                .map_or(inputs.rootfs, |layer| layer.merged.as_path())
+                .display()
+                .to_string(),
             readonly: options.read_only,
         },
         hostname: Some(inputs.hostname.to_string()),
-        mounts: defaults::mounts(inputs.namespaces, inputs.hostname_file),
+        mounts: inputs
+            .layer
+            .map(|layer| overlay_mount(&[inputs.rootfs], layer))
+            .into_iter()
+            .chain(defaults::mounts(inputs.namespaces, inputs.hostname_file))
+            .chain(inputs.mounts.iter().cloned())
+            .collect(),
         linux: spec::Linux {
             namespaces: defaults::namespaces(inputs.namespaces),
             resources: Some(resources),

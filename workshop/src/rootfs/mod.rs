@@ -15,9 +15,11 @@
 //!
 //! Nothing is created or written in the rootfs itself: it is the image's.
 
+mod binds;
 mod dev;
 mod mounts;
 pub mod options;
+pub mod overlay;
 
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -26,8 +28,10 @@ use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::CloneFlags;
 
+pub use binds::bind_directory;
 pub use dev::{DevLink, DeviceNode, DEVICES, DEV_LINKS};
 pub use mounts::{mount_kernel_fs, KernelMount, DEV_TMPFS_OPTIONS, KERNEL_MOUNTS};
+pub use overlay::{mount_overlay, Overlay};
 
 use crate::safe_path::{Kind, Resolved, Root, SafePathError};
 
@@ -84,7 +88,21 @@ pub enum RootfsError {
         #[source]
         source: Errno,
     },
-    #[error("failed to bind-mount the engine's file onto {target}")]
+    #[error("failed to bind-mount onto {target} in the container")]
+    Bind {
+        target: PathBuf,
+        #[source]
+        source: Errno,
+    },
+    #[error("the overlay path {path} holds ':', ',' or '\\', which overlayfs's mount options cannot carry")]
+    OverlayPath { path: PathBuf },
+    #[error(
+        "the overlay of {layers} layers needs {length} bytes of mount options, more than a page"
+    )]
+    OverlayTooLong { layers: usize, length: usize },
+    #[error("an image of {layers} layers needs the overlay (chapter 5) to be mounted")]
+    OverlayNeeded { layers: usize },
+    #[error("failed to bind-mount onto {target} in the container")]
     BindFile {
         target: String,
         #[source]
@@ -159,15 +177,19 @@ pub fn mount_namespace() -> CloneFlags {
     // END SOLUTION
 }
 
-/// A file the engine owns, bind-mounted over a file of the image: the engine's
-/// `/etc/hostname` now (chapter 2), `/etc/hosts` and `/etc/resolv.conf` later
-/// (chapters 8 and 10). The image's own file is never written.
+/// A bind mount into the container: a volume's directory (chapter 5), one of the
+/// engine's files over the image's (`/etc/hostname`, chapter 2; `/etc/hosts` and
+/// `/etc/resolv.conf` in chapters 8 and 10) or a device node (`--device`). The
+/// image's own files are never written.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileBind {
-    /// The engine's file, on the host (in the container's state directory).
+pub struct Bind {
+    /// On the host.
     pub source: PathBuf,
     /// Where it appears in the container.
     pub target: String,
+    /// A directory (a volume) or not (a file, a device node).
+    pub directory: bool,
+    pub read_only: bool,
 }
 
 /// One mount of the container's root, in the runtime spec's order.
@@ -180,8 +202,8 @@ pub enum MountEntry {
         flags: MsFlags,
         data: Option<String>,
     },
-    /// One of the engine's files bound over the image's.
-    File(FileBind),
+    /// A bind mount.
+    Bind(Bind),
 }
 
 impl MountEntry {
@@ -189,35 +211,63 @@ impl MountEntry {
     pub fn target(&self) -> &str {
         match self {
             MountEntry::Kernel { target, .. } => target,
-            MountEntry::File(bind) => &bind.target,
+            MountEntry::Bind(bind) => &bind.target,
         }
     }
+}
+
+/// Where the container's root ended up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entered {
+    pub view: RootView,
+    /// Whether the container may write its root (an overlay: the writes land in its
+    /// own layer), so that missing mount targets and workdirs can be created.
+    pub writable: bool,
 }
 
 /// Moves the calling process (the container's first process) into its rootfs.
 ///
 /// Without a mount namespace of its own the process would mount on the host, so
 /// then nothing is mounted and the rootfs stays a directory among the host's files.
-/// Otherwise, in runc's order: make every mount private; make the rootfs a mount
-/// point of its own; mount the kernel filesystems and bind the engine's files onto
-/// targets resolved inside the rootfs (never following a symlink out of it); switch
-/// the root; fill /dev. Nothing is created or written in the rootfs itself.
+/// Otherwise, in runc's order: make every mount private; mount the overlay (chapter
+/// 5) and make the root a mount point of its own; mount the kernel filesystems,
+/// volumes and the engine's files onto targets resolved inside the root (never
+/// following a symlink out of it); switch the root; fill /dev. Nothing is written
+/// in the image: with an overlay the container's writes land in its upper layer.
 pub fn enter(
     rootfs: &Path,
+    overlay: Option<&Overlay>,
     no_pivot: bool,
     namespaces: CloneFlags,
     mounts: &[MountEntry],
-) -> Result<RootView, RootfsError> {
+) -> Result<Entered, RootfsError> {
+    // Without the overlay (or before chapter 5), the root is the image's directory.
+    let lower = overlay
+        .and_then(|o| o.lowers.first())
+        .map_or(rootfs.to_path_buf(), PathBuf::clone);
     if !namespaces.contains(CloneFlags::CLONE_NEWNS) {
-        return Ok(RootView::Host(rootfs.to_path_buf()));
+        return Ok(Entered {
+            view: RootView::Host(lower),
+            writable: false,
+        });
     }
     make_mounts_private()?;
+    let (root_dir, writable) = match overlay {
+        Some(overlay) if overlay::mount_overlay(overlay, rootfs)? => (rootfs.to_path_buf(), true),
+        Some(overlay) if overlay.lowers.len() > 1 => {
+            return Err(RootfsError::OverlayNeeded {
+                layers: overlay.lowers.len(),
+            })
+        }
+        _ => (lower, false),
+    };
     // pivot_root needs the new root to be a mount point; later chapters also
     // change this mount's flags (nodev, read-only).
-    bind_onto_itself(rootfs)?;
+    bind_onto_itself(&root_dir)?;
     // Opened after the bind, so that every target below is on the new mount.
-    let root = Root::open(rootfs)?;
+    let root = Root::open(&root_dir)?;
     for (at, entry) in mounts.iter().enumerate() {
+        let may_create = writable || on_engine_tmpfs(&mounts[..at], entry.target());
         match entry {
             MountEntry::Kernel {
                 target,
@@ -231,24 +281,27 @@ pub fn enter(
                     flags: *flags,
                     data: data.as_deref(),
                 };
-                mount_in_root(&root, &spec, on_engine_tmpfs(&mounts[..at], target))?;
+                mount_in_root(&root, &spec, may_create)?;
             }
-            MountEntry::File(bind) => bind_file(&root, bind)?,
+            MountEntry::Bind(bind) => bind_in_root(&root, bind, may_create)?,
         }
     }
     if no_pivot {
         log::debug!(
             "entering {} with MS_MOVE and chroot (--no-pivot)",
-            rootfs.display()
+            root_dir.display()
         );
-        detach_host_kernel_fs(rootfs)?;
-        chroot_into(rootfs)?;
+        detach_host_kernel_fs(&root_dir)?;
+        chroot_into(&root_dir)?;
     } else {
-        log::debug!("entering {} with pivot_root", rootfs.display());
-        pivot_into(rootfs)?;
+        log::debug!("entering {} with pivot_root", root_dir.display());
+        pivot_into(&root_dir)?;
     }
     dev::populate()?;
-    Ok(RootView::Isolated)
+    Ok(Entered {
+        view: RootView::Isolated,
+        writable,
+    })
 }
 
 /// Makes every mount in this namespace private, recursively (see
@@ -306,34 +359,46 @@ fn on_engine_tmpfs(earlier: &[MountEntry], target: &str) -> bool {
             fstype,
             ..
         } => fstype == "tmpfs" && Path::new(target).starts_with(parent) && parent != target,
-        MountEntry::File(_) => false,
+        MountEntry::Bind(_) => false,
     })
 }
 
 /// Resolves a mount target inside `root`: a plain directory, reached without any
-/// symlink. A missing one is created only when `may_create` says the parent is a
-/// filesystem of the engine's own; in the image it is an error.
+/// symlink. A missing one is created only when `may_create` says the container may
+/// write there (its overlay, or a filesystem of the engine's own); in the image it
+/// is an error.
 fn mount_target(root: &Root, target: &Path, may_create: bool) -> Result<Resolved, RootfsError> {
     if let Some(resolved) = root.resolve_no_symlinks(target, Kind::Directory)? {
         return Ok(resolved);
     }
-    let (Some(parent), Some(name), true) = (target.parent(), target.file_name(), may_create) else {
+    if !may_create {
         return Err(SafePathError::Missing {
             path: target.to_path_buf(),
         }
         .into());
-    };
-    let parent = root.require(parent, Kind::Directory)?;
-    Ok(root.create_dir_in(&parent, &name.to_string_lossy(), 0o755)?)
+    }
+    Ok(root.create_dirs(target)?)
 }
 
-/// Bind-mounts one of the engine's files over the image's file at `bind.target`,
-/// when the image has a plain file there (a missing one is left missing: creating
-/// it would write into the image).
-fn bind_file(root: &Root, bind: &FileBind) -> Result<(), RootfsError> {
-    let Some(target) = root.resolve_no_symlinks(Path::new(&bind.target), Kind::RegularFile)? else {
-        log::debug!("{} is not in the image: not bound", bind.target);
-        return Ok(());
+/// Bind-mounts `bind.source` onto its target inside `root`. A directory (a volume)
+/// needs a directory there, created when `may_create`; a file or device node needs
+/// a plain file there — created when `may_create`, and otherwise, for the engine's
+/// own files, left out (creating it would write into the image).
+fn bind_in_root(root: &Root, bind: &Bind, may_create: bool) -> Result<(), RootfsError> {
+    let path = Path::new(&bind.target);
+    if bind.directory {
+        let target = mount_target(root, path, may_create)?;
+        let retarget = || Ok(root.require(path, Kind::Directory)?);
+        log::debug!("binding {} on {}", bind.source.display(), bind.target);
+        return binds::bind_directory(&bind.source, &target, bind.read_only, &retarget);
+    }
+    let target = match root.resolve_no_symlinks(path, Kind::RegularFile)? {
+        Some(target) => target,
+        None if may_create => root.create_file(path)?,
+        None => {
+            log::debug!("{} is not in the image: not bound", bind.target);
+            return Ok(());
+        }
     };
     mount(
         Some(&bind.source),
@@ -345,7 +410,17 @@ fn bind_file(root: &Root, bind: &FileBind) -> Result<(), RootfsError> {
     .map_err(|source| RootfsError::BindFile {
         target: bind.target.clone(),
         source,
-    })
+    })?;
+    if bind.read_only {
+        let bound = root.require(path, Kind::RegularFile)?;
+        crate::sys::set_read_only_recursively(bound.fd()).map_err(|source| {
+            RootfsError::BindFile {
+                target: bind.target.clone(),
+                source,
+            }
+        })?;
+    }
+    Ok(())
 }
 
 /// Detaches the host's procfs and sysfs mounts outside `rootfs` (runc does the same

@@ -15,7 +15,7 @@ use nix::sched::CloneFlags;
 use super::spec::{self, Spec};
 use crate::cgroups::{CgroupConfig, Limits, CPU_PERIOD_US};
 use crate::privileges::{capabilities, Security, User};
-use crate::rootfs::{options, FileBind, MountEntry};
+use crate::rootfs::{options, Bind, MountEntry, Overlay};
 
 /// A spec the runtime cannot run as written.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +45,9 @@ pub struct Plan {
     pub namespaces: CloneFlags,
     /// The namespaces to join, by path (setns(2)).
     pub joined: Vec<(CloneFlags, PathBuf)>,
+    /// The container's root as an overlay mounted on `rootfs` (chapter 5): the
+    /// spec's mount whose destination is `/`.
+    pub overlay: Option<Overlay>,
     /// Mounts made inside the rootfs before the root is switched.
     pub mounts: Vec<MountEntry>,
     /// Whether the container's own cgroups appear at /sys/fs/cgroup.
@@ -112,7 +115,7 @@ impl Plan {
             return Err(refuse("process.cwd", "must be an absolute path"));
         }
         let (namespaces, joined) = namespaces(&spec.linux.namespaces)?;
-        let (mounts, cgroup_mount) = mounts(&spec.mounts)?;
+        let (overlay, mounts, cgroup_mount) = mounts(&spec.mounts)?;
         let root = PathBuf::from(&spec.root.path);
         let rootfs = if root.is_absolute() {
             root
@@ -128,6 +131,7 @@ impl Plan {
             hostname: spec.hostname.clone(),
             namespaces,
             joined,
+            overlay,
             mounts,
             cgroup_mount,
             init: spec.annotation(spec::ANNOTATION_INIT) == Some("true"),
@@ -175,12 +179,30 @@ fn namespaces(
     Ok((created, joined))
 }
 
-fn mounts(list: &[spec::Mount]) -> Result<(Vec<MountEntry>, bool), SpecError> {
+type Mounts = (Option<Overlay>, Vec<MountEntry>, bool);
+
+fn mounts(list: &[spec::Mount]) -> Result<Mounts, SpecError> {
     let mut entries = Vec::new();
     let mut cgroup_mount = false;
+    let mut overlay = None;
     for mount in list {
         let field = || format!("mounts entry {}", mount.destination);
         let kind = mount.kind.as_deref().unwrap_or("");
+        if mount.destination == "/" {
+            if kind != "overlay" {
+                return Err(refuse(
+                    field(),
+                    "mounts on / something other than an overlay",
+                ));
+            }
+            overlay = Some(overlay_of(&mount.options).ok_or_else(|| {
+                refuse(field(), "needs lowerdir=, upperdir= and workdir= options")
+            })?);
+            continue;
+        }
+        if !mount.destination.starts_with('/') {
+            return Err(refuse(field(), "must have an absolute destination"));
+        }
         let is_bind = kind == "bind"
             || mount
                 .options
@@ -191,15 +213,18 @@ fn mounts(list: &[spec::Mount]) -> Result<(Vec<MountEntry>, bool), SpecError> {
                 .source
                 .as_deref()
                 .ok_or_else(|| refuse(field(), "is a bind mount without a source"))?;
-            if !Path::new(source).is_file() {
-                return Err(refuse(
+            let metadata = std::fs::metadata(source).map_err(|error| {
+                refuse(
                     field(),
-                    "binds a directory or a missing file: volumes come with chapter 5",
-                ));
-            }
-            entries.push(MountEntry::File(FileBind {
+                    format!("binds {source}, which cannot be used: {error}"),
+                )
+            })?;
+            let read_only = mount.options.iter().any(|option| option == "ro");
+            entries.push(MountEntry::Bind(Bind {
                 source: PathBuf::from(source),
                 target: mount.destination.clone(),
+                directory: metadata.is_dir(),
+                read_only,
             }));
         } else if kind == "cgroup" || kind == "cgroup2" {
             if mount.destination != "/sys/fs/cgroup" {
@@ -221,7 +246,21 @@ fn mounts(list: &[spec::Mount]) -> Result<(Vec<MountEntry>, bool), SpecError> {
             ));
         }
     }
-    Ok((entries, cgroup_mount))
+    Ok((overlay, entries, cgroup_mount))
+}
+
+/// An overlay from the OCI-style options `lowerdir=A:B`, `upperdir=U`, `workdir=W`.
+fn overlay_of(options: &[String]) -> Option<Overlay> {
+    let value = |key: &str| {
+        options
+            .iter()
+            .find_map(|option| option.strip_prefix(key)?.strip_prefix('='))
+    };
+    Some(Overlay {
+        lowers: value("lowerdir")?.split(':').map(PathBuf::from).collect(),
+        upper: PathBuf::from(value("upperdir")?),
+        work: PathBuf::from(value("workdir")?),
+    })
 }
 
 fn cgroup(linux: &spec::Linux, id: &str) -> Result<(CgroupConfig, String), SpecError> {

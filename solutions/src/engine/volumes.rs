@@ -1,0 +1,360 @@
+//! Named volumes: directories the engine keeps under the state root
+//! (`ROOT/volumes/NAME/_data`, as docker's local driver does), mounted into
+//! containers and outliving them.
+//!
+//! Chapter 5 (chapters/05-overlay.md). A new volume is *seeded* on first use: what
+//! the image has at the mount's path is copied in, so a database image's empty
+//! `/var/lib/db` layout is there the first time (docker does the same). Anonymous
+//! volumes (`-v /path`) get a random name and go with their container.
+
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::bundle::CONFIG_FILE;
+use crate::runtime::spec::Spec;
+
+/// What `volume inspect` shows (docker's fields).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Volume {
+    pub name: String,
+    pub driver: String,
+    pub mountpoint: PathBuf,
+    pub created_at: String,
+    pub scope: String,
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub options: std::collections::BTreeMap<String, String>,
+    /// ferry's own: made for one container (`-v /path`), removed with it.
+    #[serde(default)]
+    pub anonymous: bool,
+    /// ferry's own: whether the image's content was copied in already.
+    #[serde(default)]
+    pub seeded: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    #[error("no such volume: {name}")]
+    NotFound { name: String },
+    #[error("volume {name} already exists")]
+    Exists { name: String },
+    #[error("volume {name} is in use by container {container}: remove the container first, or use --force")]
+    InUse { name: String, container: String },
+    #[error("failed to {action} the volume {path}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the volume's record {path} is not valid")]
+    Record {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// The volumes of one state root.
+#[derive(Debug, Clone)]
+pub struct VolumeStore {
+    dir: PathBuf,
+    containers: PathBuf,
+}
+
+/// The record of a volume in its directory.
+const RECORD: &str = "volume.json";
+
+fn io_error<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> VolumeError + 'a {
+    move |source| VolumeError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl VolumeStore {
+    pub fn new(state_root: &Path) -> VolumeStore {
+        VolumeStore {
+            dir: state_root.join("volumes"),
+            containers: state_root.join("containers"),
+        }
+    }
+
+    /// Creates the volume `name` (a random one when `None`, anonymous).
+    pub fn create(&self, name: Option<&str>) -> Result<Volume, VolumeError> {
+        let anonymous = name.is_none();
+        let name = match name {
+            Some(name) => name.to_string(),
+            None => crate::id::ContainerId::generate()
+                .map_err(io_error("name", &self.dir))?
+                .to_string(),
+        };
+        let dir = self.dir.join(&name);
+        std::fs::create_dir_all(&self.dir).map_err(io_error("create", &self.dir))?;
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(VolumeError::Exists { name })
+            }
+            Err(error) => return Err(io_error("create", &dir)(error)),
+        }
+        let data = dir.join("_data");
+        std::fs::create_dir(&data).map_err(io_error("create", &data))?;
+        let volume = Volume {
+            name,
+            driver: "local".to_string(),
+            mountpoint: data,
+            created_at: rfc3339(SystemTime::now()),
+            scope: "local".to_string(),
+            labels: Default::default(),
+            options: Default::default(),
+            anonymous,
+            seeded: false,
+        };
+        self.save(&volume)?;
+        Ok(volume)
+    }
+
+    /// The volume `name`, created if it does not exist yet (as `docker run -v`).
+    pub fn get_or_create(&self, name: &str) -> Result<Volume, VolumeError> {
+        match self.get(name) {
+            Err(VolumeError::NotFound { .. }) => match self.create(Some(name)) {
+                // Another ferry made it at the same moment: use theirs.
+                Err(VolumeError::Exists { .. }) => self.get(name),
+                other => other,
+            },
+            other => other,
+        }
+    }
+
+    /// The volume `name`.
+    pub fn get(&self, name: &str) -> Result<Volume, VolumeError> {
+        let record = self.dir.join(name).join(RECORD);
+        let text = match std::fs::read_to_string(&record) {
+            Ok(text) => text,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                return Err(VolumeError::NotFound {
+                    name: name.to_string(),
+                })
+            }
+            Err(error) => return Err(io_error("read", &record)(error)),
+        };
+        serde_json::from_str(&text).map_err(|source| VolumeError::Record {
+            path: record,
+            source,
+        })
+    }
+
+    /// Every volume, by name.
+    pub fn list(&self) -> Result<Vec<Volume>, VolumeError> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(io_error("list", &self.dir)(error)),
+        };
+        let mut volumes = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            match self.get(&name) {
+                Ok(volume) => volumes.push(volume),
+                // A volume being created or removed right now.
+                Err(VolumeError::NotFound { .. }) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        volumes.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(volumes)
+    }
+
+    /// Removes the volume `name`; one a container uses only with `force`.
+    pub fn remove(&self, name: &str, force: bool) -> Result<(), VolumeError> {
+        let volume = self.get(name)?;
+        if let (false, Some(container)) = (force, self.user_of(&volume)) {
+            return Err(VolumeError::InUse {
+                name: name.to_string(),
+                container,
+            });
+        }
+        let dir = self.dir.join(name);
+        std::fs::remove_dir_all(&dir).map_err(io_error("remove", &dir))
+    }
+
+    /// Removes the volumes no container uses — anonymous ones only, unless `all`
+    /// (docker's default since 23.0); their names.
+    pub fn prune(&self, all: bool) -> Result<Vec<String>, VolumeError> {
+        let mut removed = Vec::new();
+        for volume in self.list()? {
+            if (all || volume.anonymous) && self.user_of(&volume).is_none() {
+                self.remove(&volume.name, false)?;
+                removed.push(volume.name);
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Copies what the image has at `from` (a directory in the image, resolved
+    /// safely by the caller) into a new volume, once.
+    pub fn seed(&self, volume: &mut Volume, from: &Path) -> Result<(), VolumeError> {
+        if volume.seeded {
+            return Ok(());
+        }
+        let empty = std::fs::read_dir(&volume.mountpoint)
+            .map_err(io_error("read", &volume.mountpoint))?
+            .next()
+            .is_none();
+        if empty {
+            copy_tree(from, &volume.mountpoint).map_err(io_error("seed", &volume.mountpoint))?;
+        }
+        volume.seeded = true;
+        self.save(volume)
+    }
+
+    fn save(&self, volume: &Volume) -> Result<(), VolumeError> {
+        let record = self.dir.join(&volume.name).join(RECORD);
+        let json = serde_json::to_vec_pretty(volume).expect("a volume serializes");
+        crate::runtime::state::write_atomically(&record, &json).map_err(io_error("write", &record))
+    }
+
+    /// A container whose spec mounts `volume`, if any (the containers that exist
+    /// are the directories under the state root).
+    fn user_of(&self, volume: &Volume) -> Option<String> {
+        let entries = std::fs::read_dir(&self.containers).ok()?;
+        for entry in entries.flatten() {
+            let config = entry.path().join(CONFIG_FILE);
+            let Ok(text) = std::fs::read_to_string(&config) else {
+                continue;
+            };
+            let Ok(spec) = serde_json::from_str::<Spec>(&text) else {
+                continue;
+            };
+            let source = volume.mountpoint.display().to_string();
+            if spec
+                .mounts
+                .iter()
+                .any(|m| m.source.as_deref() == Some(source.as_str()))
+            {
+                return Some(
+                    entry
+                        .file_name()
+                        .to_string_lossy()
+                        .chars()
+                        .take(12)
+                        .collect(),
+                );
+            }
+        }
+        None
+    }
+}
+
+/// Copies the tree at `from` into the existing directory `to`: directories, regular
+/// files, symlinks (as links, never followed) and FIFOs, with modes and owners.
+/// Other special files (devices, sockets) are left out of a volume.
+fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+    let meta = std::fs::symlink_metadata(from)?;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+    std::os::unix::fs::lchown(to, Some(meta.uid()), Some(meta.gid()))?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let source = entry.path();
+        let target = to.join(entry.file_name());
+        let meta = std::fs::symlink_metadata(&source)?;
+        let kind = meta.file_type();
+        if kind.is_dir() {
+            std::fs::create_dir(&target)?;
+            copy_tree(&source, &target)?;
+            continue;
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&source)?, &target)?;
+        } else if kind.is_file() {
+            std::fs::copy(&source, &target)?;
+        } else {
+            continue;
+        }
+        std::os::unix::fs::lchown(&target, Some(meta.uid()), Some(meta.gid()))?;
+    }
+    Ok(())
+}
+
+/// A time as RFC 3339 in UTC (`2026-12-01T19:47:14Z`), as docker prints them.
+pub fn rfc3339(time: SystemTime) -> String {
+    let seconds = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let (days, rest) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_read_as_docker_prints_them() {
+        let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_796_155_153);
+        assert_eq!(rfc3339(at), "2026-12-01T19:59:13Z");
+        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn volumes_are_created_listed_seeded_and_removed() {
+        let root = std::env::temp_dir().join(format!("ferry-volumes-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let store = VolumeStore::new(&root);
+        let mut data = store.create(Some("data")).unwrap();
+        assert!(matches!(
+            store.create(Some("data")),
+            Err(VolumeError::Exists { .. })
+        ));
+        let anonymous = store.create(None).unwrap();
+        assert_eq!(anonymous.name.len(), 64);
+        let image = root.join("image");
+        std::fs::create_dir_all(image.join("sub")).unwrap();
+        std::fs::write(image.join("sub/file"), "seed").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", image.join("link")).unwrap();
+        store.seed(&mut data, &image).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(data.mountpoint.join("sub/file")).unwrap(),
+            "seed"
+        );
+        assert!(std::fs::symlink_metadata(data.mountpoint.join("link"))
+            .unwrap()
+            .is_symlink());
+        assert!(store.get("data").unwrap().seeded);
+        let names: Vec<String> = store.list().unwrap().into_iter().map(|v| v.name).collect();
+        assert!(names.contains(&"data".to_string()));
+        assert_eq!(store.prune(false).unwrap(), vec![anonymous.name]);
+        store.remove("data", false).unwrap();
+        assert!(matches!(
+            store.get("data"),
+            Err(VolumeError::NotFound { .. })
+        ));
+        std::fs::remove_dir_all(root).unwrap();
+    }
+}

@@ -1,0 +1,48 @@
+//! Bind mounts into the container: volumes (a host directory, or one of the
+//! engine's named volumes), the engine's own files, and devices.
+//!
+//! Chapter 5 (chapters/05-overlay.md). A bind mount shows an existing directory or
+//! file at a second place — the same inodes, not a copy: what the container writes
+//! in a volume is on the host at once, and outlives the container. Its target is
+//! resolved inside the container's root like every mount target (`safe_path`): an
+//! image whose `/data` is a symlink to `/` must not get the volume mounted onto the
+//! host's root.
+
+use std::path::Path;
+
+use nix::mount::{mount, MsFlags};
+
+use super::RootfsError;
+use crate::safe_path::Resolved;
+
+/// Binds the directory `source` (on the host) onto `target` (resolved inside the
+/// root), recursively (`MS_BIND | MS_REC`: mounts inside `source` come along). With
+/// `read_only`, the new mount and every mount below it become read-only: resolve
+/// `target` again with `retarget` (the descriptor still points below the new
+/// mount), then `sys::set_read_only_recursively` on it (mount_setattr(2)).
+pub fn bind_directory(
+    source: &Path,
+    target: &Resolved,
+    read_only: bool,
+    retarget: &dyn Fn() -> Result<Resolved, RootfsError>,
+) -> Result<(), RootfsError> {
+    // BEGIN SOLUTION ch05 "bind a volume's directory into the container, read-only all the way down with :ro"
+    let error = |source| RootfsError::Bind {
+        target: target.path.clone(),
+        source,
+    };
+    mount(
+        Some(source),
+        &target.fd_path(),
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(error)?;
+    if read_only {
+        let bound = retarget()?;
+        crate::sys::set_read_only_recursively(bound.fd()).map_err(error)?;
+    }
+    Ok(())
+    // END SOLUTION
+}
