@@ -302,6 +302,18 @@ fn bad_mount_flags_are_clear_errors_before_anything_starts() {
             "two mounts have this destination",
         ),
         (&["--device", "/etc/passwd"], "not a device node"),
+        (
+            &["--tmpfs", "/proc"],
+            "/proc, /sys and /dev itself are the runtime's",
+        ),
+        (
+            &["-v", "/tmp:/proc/sys/kernel"],
+            "/proc, /sys and /dev itself are the runtime's",
+        ),
+        (
+            &["--mount", "type=tmpfs,target=/sys/fs"],
+            "/proc, /sys and /dev itself are the runtime's",
+        ),
     ];
     for (flags, message) in cases {
         let mut args = flags.to_vec();

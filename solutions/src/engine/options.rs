@@ -231,6 +231,16 @@ impl RunOptions {
                     "the destination must be an absolute path other than /",
                 ));
             }
+            // The kernel's filesystems are the runtime's: a mount over /proc or /sys
+            // would hide what chapter 4 masks (runc refuses them since CVE-2019-19921).
+            let runtimes = ["/proc", "/sys"].iter().any(|p| target.starts_with(p));
+            if runtimes || target == std::path::Path::new("/dev") {
+                return Err(invalid(
+                    field,
+                    target.display(),
+                    "/proc, /sys and /dev itself are the runtime's: mount elsewhere",
+                ));
+            }
             if target
                 .components()
                 .any(|c| c == std::path::Component::ParentDir)
