@@ -339,3 +339,64 @@ fn volume_ls_prints_dockers_table() {
     out.assert_code(1);
     snapshot!(host, &[], "ch05_volume_rm_missing", out.stderr);
 }
+
+#[test]
+fn device_nodes_made_in_a_volume_stay_unusable() {
+    let host = TestHost::new();
+    let dir = host.dir.join(format!("vol-{}", token()));
+    std::fs::create_dir(&dir).unwrap();
+    // 1:3 is /dev/null: harmless even where the defence is missing.
+    let script = "mknod /data/null c 1 3 && echo x > /data/null && echo opened; true";
+    let out = host
+        .run(&[
+            "-v",
+            &format!("{}:/data", dir.display()),
+            "sh",
+            "-c",
+            script,
+        ])
+        .output();
+    out.assert_success();
+    assert!(
+        !out.stdout.contains("opened"),
+        "a device node made in a volume could be opened: volumes must be nodev\n{out}"
+    );
+}
+
+#[test]
+fn the_engine_keeps_its_state_to_itself() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let host = TestHost::new();
+    let owner = format!("owned-{}", token());
+    std::fs::create_dir(host.rootfs.join(&owner)).unwrap();
+    std::fs::set_permissions(
+        host.rootfs.join(&owner),
+        std::fs::Permissions::from_mode(0o750),
+    )
+    .unwrap();
+    std::os::unix::fs::chown(host.rootfs.join(&owner), Some(1000), Some(1000)).unwrap();
+    let volume = format!("v-{}", token());
+    let marker = token();
+    let script = format!(": > /ready-{marker}; stat -c '%a %u:%g' /{owner}; read x; true");
+    let mut running = host
+        .run(&["-v", &format!("{volume}:/{owner}"), "sh", "-c", &script])
+        .spawn();
+    support::wait_for_container_file(&host, &format!("ready-{marker}"));
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let containers = mode(&host.state.join("containers"));
+    let volumes = mode(&host.state.join("volumes"));
+    running.close_stdin();
+    let out = running.wait();
+    out.assert_success();
+    assert_eq!(
+        (containers, volumes),
+        (0o700, 0o700),
+        "the containers' layers and the volumes are root's alone"
+    );
+    assert!(
+        out.stdout.contains("750 1000:1000"),
+        "a seeded volume keeps its directory's mode and owner\n{out}"
+    );
+    let data = host.state.join("volumes").join(&volume).join("_data");
+    assert_eq!(std::fs::metadata(&data).unwrap().uid(), 1000);
+}

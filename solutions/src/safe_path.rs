@@ -19,15 +19,17 @@
 //!
 //! Later chapters reuse it: volumes (chapter 5) and layer unpacking (chapter 6).
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
+use nix::fcntl::AtFlags;
 use nix::fcntl::{OFlag, ResolveFlag};
-use nix::sys::stat::{Mode, SFlag};
+use nix::sys::stat::{fstatat, Mode, SFlag};
+use nix::unistd::{unlinkat, UnlinkatFlags};
 
 use crate::sys;
 
@@ -66,6 +68,12 @@ pub enum SafePathError {
     },
     #[error("failed to create {path} in a filesystem of the engine's own")]
     Create {
+        path: PathBuf,
+        #[source]
+        source: Errno,
+    },
+    #[error("failed to remove {path} in a filesystem of the engine's own")]
+    Remove {
         path: PathBuf,
         #[source]
         source: Errno,
@@ -162,9 +170,18 @@ impl Resolved {
 
     /// Whether it is a directory (fstat(2) of the descriptor).
     pub fn is_dir(&self) -> bool {
-        nix::sys::stat::fstat(self.fd.as_raw_fd()).is_ok_and(|stat| {
-            SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR
-        })
+        self.is(SFlag::S_IFDIR)
+    }
+
+    /// Whether it is a symlink, opened itself rather than followed (fstat(2) of the
+    /// descriptor).
+    pub fn is_symlink(&self) -> bool {
+        self.is(SFlag::S_IFLNK)
+    }
+
+    fn is(&self, kind: SFlag) -> bool {
+        nix::sys::stat::fstat(self.fd.as_raw_fd())
+            .is_ok_and(|stat| SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == kind)
     }
 }
 
@@ -294,9 +311,6 @@ impl Root {
         self.require(&path, Kind::Directory)
     }
 
-    /// openat2(2) of `path` in the root as an `O_PATH` descriptor. With `nofollow`,
-    /// a symlink as the last component is opened itself, so that `check_kind` can
-    /// name it.
     /// Creates the missing directories of `path` inside the root, one component at a
     /// time, each resolved without following a symlink, and resolves the last one.
     /// Only for a root the container may write: an overlay's merged view, whose
@@ -342,6 +356,63 @@ impl Root {
         self.require(path, Kind::RegularFile)
     }
 
+    /// Opens the entry `name` (one path component) of the directory `parent` as it
+    /// is, whatever its kind — a symlink is opened itself, never followed (openat2(2)
+    /// with `O_PATH | O_NOFOLLOW` and `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`).
+    /// `Ok(None)` when there is no such entry.
+    pub fn open_in(
+        &self,
+        parent: &Resolved,
+        name: &OsStr,
+    ) -> Result<Option<Resolved>, SafePathError> {
+        let path = parent.path.join(name);
+        let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let resolve = ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS;
+        match sys::openat2(Some(parent.fd.as_fd()), Path::new(name), flags, resolve) {
+            Ok(fd) => Ok(Some(Resolved { fd, path })),
+            Err(Errno::ENOENT) => Ok(None),
+            Err(source) => Err(SafePathError::Resolve { path, source }),
+        }
+    }
+
+    /// Creates the regular file `name` in the directory `parent` with `mode` (before
+    /// the umask) and opens it for writing. Anything already there, a symlink
+    /// included, makes it fail (`O_CREAT | O_EXCL | O_NOFOLLOW`): the file written is
+    /// always a new one, never an old one written through.
+    pub fn create_file_in(
+        &self,
+        parent: &Resolved,
+        name: &OsStr,
+        mode: u32,
+    ) -> Result<std::fs::File, SafePathError> {
+        let flags =
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let resolve = ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS;
+        sys::openat2_with_mode(
+            Some(parent.fd.as_fd()),
+            Path::new(name),
+            flags,
+            resolve,
+            mode,
+        )
+        .map(std::fs::File::from)
+        .map_err(|source| SafePathError::Create {
+            path: parent.path.join(name),
+            source,
+        })
+    }
+
+    /// Removes the entry `name` of the directory `parent` (unlinkat(2)), a directory
+    /// with everything in it, depth first. A symlink is removed itself, never
+    /// followed, and each directory is opened without following one, so nothing
+    /// outside `parent` is ever reached. Nothing happens when there is no such entry.
+    pub fn remove_in(&self, parent: &Resolved, name: &OsStr) -> Result<(), SafePathError> {
+        remove_at(parent.fd.as_fd(), name, &parent.path.join(name))
+    }
+
+    /// openat2(2) of `path` in the root as an `O_PATH` descriptor. With `nofollow`,
+    /// a symlink as the last component is opened itself, so that `check_kind` can
+    /// name it.
     fn open_path(
         &self,
         path: &Path,
@@ -405,6 +476,42 @@ impl Root {
             source: Errno::ELOOP,
         }
     }
+}
+
+/// Removes `name` in the directory `dir` (`path` names it in messages): its entries
+/// first when it is a directory, then itself (unlinkat(2), `AT_REMOVEDIR` for a
+/// directory).
+fn remove_at(dir: BorrowedFd<'_>, name: &OsStr, path: &Path) -> Result<(), SafePathError> {
+    let remove_error = |source| SafePathError::Remove {
+        path: path.to_path_buf(),
+        source,
+    };
+    let stat = match fstatat(Some(dir.as_raw_fd()), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(stat) => stat,
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(source) => return Err(remove_error(source)),
+    };
+    if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFDIR {
+        return unlinkat(Some(dir.as_raw_fd()), name, UnlinkatFlags::NoRemoveDir)
+            .map_err(remove_error);
+    }
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let resolve = ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS;
+    let fd = sys::openat2(Some(dir), Path::new(name), flags, resolve).map_err(remove_error)?;
+    // The names first (through the descriptor's magic link, so the very directory
+    // opened): removing entries while reading the directory could skip some.
+    let listing_error = |error: std::io::Error| {
+        remove_error(Errno::from_raw(error.raw_os_error().unwrap_or(libc::EIO)))
+    };
+    let children = std::fs::read_dir(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map_err(listing_error)?
+        .map(|entry| entry.map(|entry| entry.file_name()))
+        .collect::<Result<Vec<OsString>, _>>()
+        .map_err(listing_error)?;
+    for child in children {
+        remove_at(fd.as_fd(), &child, &path.join(&child))?;
+    }
+    unlinkat(Some(dir.as_raw_fd()), name, UnlinkatFlags::RemoveDir).map_err(remove_error)
 }
 
 /// Where a symlink opened with `O_PATH | O_NOFOLLOW` points (readlinkat(2) with an

@@ -3,7 +3,8 @@
 //! Chapter 0 (chapters/00-process.md). ferry blocks the signals it forwards
 //! before it creates the child and then waits for them with sigwait(3), together
 //! with SIGCHLD: no signal handlers, no races, one loop that reads top to bottom.
-//! The child restores the caller's mask before it execs, since execve(2) keeps it.
+//! The child resets every signal to its default and empties its mask before it
+//! execs (`reset_for_exec`), since execve(2) keeps both.
 
 use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -39,7 +40,7 @@ pub fn block() -> nix::Result<BlockedSignals> {
 }
 
 impl BlockedSignals {
-    /// Puts back the mask ferry was started with (in the child: before exec).
+    /// Puts back the mask ferry was started with (the parent, once the container is gone).
     pub fn restore(&self) -> nix::Result<()> {
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.previous), None)
     }

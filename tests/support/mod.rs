@@ -9,6 +9,7 @@
 pub mod cgroups;
 pub mod fixture;
 mod host;
+pub mod images;
 mod invocation;
 #[path = "../../solutions/src/mountinfo.rs"]
 mod mountinfo;

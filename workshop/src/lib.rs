@@ -10,10 +10,12 @@
 
 pub mod cgroups;
 pub mod cli;
+pub mod clock;
 pub mod engine;
 pub mod env;
 pub mod errors;
 pub mod id;
+pub mod images;
 pub mod init;
 pub mod mountinfo;
 pub mod namespaces;

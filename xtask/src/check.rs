@@ -12,7 +12,7 @@ pub fn run(manifest: &Manifest, number: u32) -> Result<()> {
     if !chapter.has_tests() {
         bail!("chapter {number} has no tests yet");
     }
-    util::ensure_packages(&[util::BUSYBOX])?;
+    util::ensure_packages(util::PACKAGES)?;
     println!(
         "checking chapter {number} — {} (about {} minutes of hands-on; cargo test -p myferry --test {})",
         chapter.title, chapter.minutes, chapter.test

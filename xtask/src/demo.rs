@@ -103,6 +103,65 @@ pub fn run() -> Result<()> {
     )?;
     demo.run(&["/probe", "keyctl"], &[])?;
     demo.run(&["--user", "nobody", "id"], &[])?;
+
+    section(
+        "Chapter 5 — layers and volumes",
+        "the container writes on a layer of its own; a volume outlives it:",
+    );
+    demo.run(
+        &["sh", "-c", "echo scribbled > /etc/motd; cat /etc/motd"],
+        &[],
+    )?;
+    println!(
+        "(and on the host: {} {})",
+        short(&demo.rootfs.join("etc/motd")),
+        if demo.rootfs.join("etc/motd").exists() {
+            "exists"
+        } else {
+            "does not exist: the rootfs is untouched"
+        }
+    );
+    demo.run(
+        &[
+            "-v",
+            "demo-data:/data",
+            "sh",
+            "-c",
+            "echo kept > /data/note",
+        ],
+        &[],
+    )?;
+    demo.run(&["-v", "demo-data:/data", "cat", "/data/note"], &[])?;
+    demo.engine(&["volume", "ls"])?;
+    demo.engine(&["volume", "rm", "demo-data"])?;
+
+    section(
+        "Chapter 6 — images",
+        "a rootfs tarball becomes an image in the store, and runs by its name:",
+    );
+    let tarball = demo.state.with_file_name("rootfs.tar");
+    util::run(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&demo.rootfs)
+            .arg("-cf")
+            .arg(&tarball)
+            .arg("."),
+    )?;
+    demo.engine(&["import", &tarball.to_string_lossy(), "demo/busybox:1"])?;
+    demo.engine(&["images"])?;
+    demo.engine(&[
+        "run",
+        "--cgroup-parent",
+        CGROUP_PARENT,
+        "demo/busybox:1",
+        "sh",
+        "-c",
+        "echo running from an image; cat /etc/hostname",
+    ])?;
+    demo.engine(&["history", "demo/busybox:1"])?;
+    demo.engine(&["rmi", "demo/busybox:1"])?;
+    let _ = std::fs::remove_file(&tarball);
     demo.cleanup();
     println!("\nThat is the engine as it stands. Build your own: chapters/introduction.md");
     Ok(())
@@ -131,6 +190,17 @@ impl Demo {
                 }
             }
         }
+    }
+
+    /// Runs `ferry --root STATE ARGS` as root and shows it.
+    fn engine(&self, args: &[&str]) -> Result<()> {
+        let mut command = util::as_root(&self.engine.to_string_lossy());
+        command.arg("--root").arg(&self.state).args(args);
+        let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
+        println!("\n$ ferry {}", quoted.join(" "));
+        let status = command.status().context("failed to start the engine")?;
+        println!("(exit code {})", status.code().unwrap_or(-1));
+        Ok(())
     }
 
     /// Runs `ferry --root STATE run --rootfs ROOTFS ARGS` as root and shows it.

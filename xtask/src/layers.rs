@@ -16,6 +16,8 @@ mod tests {
         ("engine", 3),
         ("runtime", 2),
         ("cgroups", 1),
+        ("clock", 1),
+        ("images", 1),
         ("env", 1),
         ("id", 1),
         ("init", 1),

@@ -91,7 +91,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Progress { run } => progress::run(&manifest, run),
         Command::Grade(args) => grade::run(&manifest, args),
         Command::Ladder { full } => {
-            util::ensure_packages(&[util::BUSYBOX])?;
+            util::ensure_packages(util::PACKAGES)?;
             let host = hostcheck::HostState::capture();
             ladder::run(&manifest, full)?;
             hostcheck::HostState::ensure_unchanged_since(&host)

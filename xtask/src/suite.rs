@@ -11,7 +11,7 @@ use crate::{book, ladder, util, workshop};
 
 pub fn run(manifest: &Manifest) -> Result<()> {
     let started = Instant::now();
-    util::ensure_packages(&[util::BUSYBOX])?;
+    util::ensure_packages(util::PACKAGES)?;
     util::ensure_rust_components()?;
     let mut timings: Vec<(&str, f64)> = Vec::new();
     let mut step = |name: &'static str, work: &mut dyn FnMut() -> Result<()>| -> Result<()> {

@@ -3,6 +3,7 @@
 //! own environment and files for the engine, turns flags into the engine's options,
 //! and is the only place that prints errors, hints and exit codes.
 
+pub mod image;
 mod mounts;
 mod run;
 mod table;
@@ -38,6 +39,22 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Manage volumes
     Volume(volume::VolumeArgs),
+    /// List images
+    Images(image::ImagesArgs),
+    /// Manage images
+    Image(image::ImageArgs),
+    /// Load images from an archive (an OCI layout or a docker save archive)
+    Load(image::LoadArgs),
+    /// Save images to an archive that OCI tools and docker load read
+    Save(image::SaveArgs),
+    /// Make an image of a root filesystem tarball
+    Import(image::ImportArgs),
+    /// Give an image another name
+    Tag(image::TagArgs),
+    /// Remove images
+    Rmi(image::RmiArgs),
+    /// Show how an image was made
+    History(image::HistoryArgs),
 }
 
 /// Parses the arguments, runs the command and returns the process exit code.
@@ -82,9 +99,30 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
     let state_root = cli
         .root
         .unwrap_or_else(|| PathBuf::from(format!("/var/lib/{ENGINE}")));
+    // Absolute, so that no later step depends on the current directory (the
+    // runtime changes it).
+    let state_root = std::path::absolute(&state_root).unwrap_or(state_root);
     match cli.command {
         Command::Run(args) => run::run(&args, &state_root),
         Command::Volume(args) => volume::run(&args, &state_root),
+        Command::Images(args) => image::images(&args, &state_root),
+        Command::Load(args) => image::load(&args, &state_root),
+        Command::Save(args) => image::save(&args, &state_root),
+        Command::Import(args) => image::import(&args, &state_root),
+        Command::Tag(args) => image::tag(&args, &state_root),
+        Command::Rmi(args) => image::rmi(&args, &state_root),
+        Command::History(args) => image::history(&args, &state_root),
+        Command::Image(args) => match args.command {
+            image::ImageCommand::Ls(args) => image::images(&args, &state_root),
+            image::ImageCommand::Inspect { images } => image::inspect(&images, &state_root),
+            image::ImageCommand::Rm(args) => image::rmi(&args, &state_root),
+            image::ImageCommand::Prune { all, .. } => image::prune(all, &state_root),
+            image::ImageCommand::History(args) => image::history(&args, &state_root),
+            image::ImageCommand::Load(args) => image::load(&args, &state_root),
+            image::ImageCommand::Save(args) => image::save(&args, &state_root),
+            image::ImageCommand::Import(args) => image::import(&args, &state_root),
+            image::ImageCommand::Tag(args) => image::tag(&args, &state_root),
+        },
     }
 }
 

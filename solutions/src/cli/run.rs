@@ -17,12 +17,17 @@ use crate::ENGINE;
 
 use super::mounts;
 
-/// `run --rootfs DIR [OPTIONS] COMMAND [ARG...]`
+/// `run [OPTIONS] IMAGE [COMMAND [ARG...]]`, or `run --rootfs DIR [OPTIONS] COMMAND [ARG...]`
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Directory holding the container's files (its root filesystem)
+    /// Directory holding the container's files (its root filesystem), instead of
+    /// an image
     #[arg(long, value_name = "DIR")]
-    pub rootfs: PathBuf,
+    pub rootfs: Option<PathBuf>,
+
+    /// Replace the image's ENTRYPOINT ("" for none)
+    #[arg(long, value_name = "COMMAND")]
+    pub entrypoint: Option<String>,
 
     /// Set an environment variable (KEY=VALUE), or pass KEY through from here
     #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
@@ -32,7 +37,7 @@ pub struct RunArgs {
     #[arg(long = "env-file", value_name = "FILE")]
     pub env_file: Vec<PathBuf>,
 
-    /// Working directory inside the container (created when missing)
+    /// Working directory inside the container (created in the container's own layer when missing, from chapter 5)
     #[arg(short = 'w', long = "workdir", value_name = "DIR")]
     pub workdir: Option<PathBuf>,
 
@@ -116,7 +121,7 @@ pub struct RunArgs {
     #[arg(long = "device", value_name = "DEVICE")]
     pub device: Vec<String>,
 
-    /// The command to run and its arguments
+    /// The image (without --rootfs), then the command to run and its arguments
     #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
     pub command: Vec<String>,
 }
@@ -142,6 +147,8 @@ pub enum CliError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Volume(#[from] crate::engine::volumes::VolumeError),
+    #[error(transparent)]
+    Image(#[from] crate::images::ImageError),
 }
 
 /// Runs `args`; the container's exit code.
@@ -191,7 +198,21 @@ pub fn options(args: &RunArgs) -> Result<RunOptions, CliError> {
     let (no_new_privileges, seccomp) = security_options(&args.security_opt)?;
     Ok(RunOptions {
         rootfs: args.rootfs.clone(),
-        command: args.command.clone(),
+        image: match &args.rootfs {
+            Some(_) => None,
+            None => args.command.first().cloned(),
+        },
+        command: match &args.rootfs {
+            Some(_) => args.command.clone(),
+            None => args.command.iter().skip(1).cloned().collect(),
+        },
+        entrypoint: args.entrypoint.as_ref().map(|e| {
+            if e.is_empty() {
+                Vec::new()
+            } else {
+                vec![e.clone()]
+            }
+        }),
         env: entries,
         inherited_env,
         workdir: args.workdir.clone(),
@@ -318,7 +339,7 @@ impl CliError {
                 *exit_code
             }
             // docker's CLI exits 1 when the daemon refuses a volume command.
-            CliError::Volume(_) => 1,
+            CliError::Volume(_) | CliError::Image(_) => 1,
             _ => EXIT_ENGINE_FAILED,
         }
     }
@@ -329,13 +350,16 @@ impl CliError {
             return None;
         };
         match error {
+            EngineError::Image(crate::images::ImageError::NotFound { .. }) => Some(
+                "load it first (`load -i FILE`, `import`; `pull` comes with chapter 7), or name a directory with --rootfs (see chapters/06-images.md)".into(),
+            ),
             EngineError::RootfsMissing { .. } | EngineError::RootfsNotDirectory { .. } => Some(
                 "--rootfs needs a directory holding the container's files, such as an unpacked busybox (see chapters/00-process.md)".into(),
             ),
             EngineError::Bundle(_) | EngineError::Runtime(RuntimeError::State(_)) => Some(
                 "the state root needs root to write: run as root, or give --root a directory you own".into(),
             ),
-            EngineError::User(PrivilegeError::Unsafe(error)) | EngineError::Image(error) => {
+            EngineError::User(PrivilegeError::Unsafe(error)) | EngineError::Unsafe(error) => {
                 error.hint().map(String::from)
             }
             EngineError::Runtime(RuntimeError::Cgroup(_)) => Some(

@@ -67,7 +67,7 @@ pub fn run(args: &VolumeArgs, state_root: &Path) -> Result<i32, CliError> {
                     why: e.why,
                 })?;
             }
-            let volume = store.create(name.as_deref())?;
+            let volume = store.create(name.as_deref(), false)?;
             println!("{}", volume.name);
         }
         VolumeCommand::Ls { quiet } => {

@@ -22,21 +22,34 @@ pub struct BundleError {
     pub source: io::Error,
 }
 
-/// A container's directory.
+/// A container's directory; removed by [`Bundle::remove`] — and, should a path
+/// forget it (a stub's panic unwinding), when dropped.
 #[derive(Debug)]
 pub struct Bundle {
     dir: PathBuf,
+    removed: bool,
 }
 
 impl Bundle {
-    /// Creates `STATE_ROOT/containers/ID`.
+    /// Creates `STATE_ROOT/containers/ID`. `containers/` is the engine's alone
+    /// (mode 0700): a container's upper layer holds whatever the container made —
+    /// setuid files, device nodes — and its config.json the `-e` secrets, and no
+    /// other user of the host may reach them.
     pub fn create(state_root: &Path, id: &str) -> Result<Bundle, BundleError> {
-        let dir = state_root.join("containers").join(id);
-        std::fs::create_dir_all(&dir).map_err(|source| BundleError {
+        let containers = state_root.join("containers");
+        private_dir(&containers).map_err(|source| BundleError {
+            path: containers.clone(),
+            source,
+        })?;
+        let dir = containers.join(id);
+        std::fs::create_dir(&dir).map_err(|source| BundleError {
             path: dir.clone(),
             source,
         })?;
-        Ok(Bundle { dir })
+        Ok(Bundle {
+            dir,
+            removed: false,
+        })
     }
 
     /// The directory.
@@ -72,10 +85,30 @@ impl Bundle {
     }
 
     /// Removes the directory and everything in it.
-    pub fn remove(self) -> Result<(), BundleError> {
+    pub fn remove(mut self) -> Result<(), BundleError> {
+        self.removed = true;
         std::fs::remove_dir_all(&self.dir).map_err(|source| BundleError {
             path: self.dir.clone(),
             source,
         })
     }
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        if !self.removed {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Creates `dir` (and its parents) readable by root only (mode 0700), and makes it
+/// so if it was there already: the engine's own directories under the state root.
+pub fn private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }

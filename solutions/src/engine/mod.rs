@@ -10,6 +10,7 @@
 pub mod bundle;
 pub mod defaults;
 pub mod options;
+pub mod source;
 pub mod spec_builder;
 pub mod volumes;
 
@@ -20,7 +21,7 @@ use crate::privileges::{capabilities, user, PrivilegeError};
 use crate::rootfs::options as mount_options;
 use crate::runtime::spec;
 use crate::runtime::{self, CreateOptions, Exit, RuntimeError};
-use crate::safe_path::{Kind, Root};
+use crate::safe_path::Kind;
 use bundle::{Bundle, BundleError};
 use options::{ConfigError, DeviceRequest, MountRequest, RunOptions};
 use spec_builder::Layer;
@@ -56,7 +57,9 @@ pub enum EngineError {
     #[error("{path} is not a device node: --device takes a character or block device of the host")]
     NotADevice { path: PathBuf },
     #[error(transparent)]
-    Image(#[from] crate::safe_path::SafePathError),
+    Unsafe(#[from] crate::safe_path::SafePathError),
+    #[error(transparent)]
+    Image(#[from] crate::images::ImageError),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
 }
@@ -73,7 +76,13 @@ pub struct RunOutcome {
 /// container's directory and cgroup are removed on every path.
 pub fn run(options: &RunOptions, state_root: &Path) -> Result<RunOutcome, EngineError> {
     options.check()?;
-    let rootfs = check_rootfs(&options.rootfs)?;
+    let source = source::Source::of(options, state_root)?;
+    // An image's config fills in what the user did not say (chapter 6).
+    let options = &match &source.image {
+        Some(image) => source::with_image_config(options, image.config.config.as_ref())?,
+        None => options.clone(),
+    };
+    options.check()?;
     let id = ContainerId::generate().map_err(EngineError::Id)?;
     let hostname = options
         .hostname
@@ -81,17 +90,40 @@ pub fn run(options: &RunOptions, state_root: &Path) -> Result<RunOutcome, Engine
         .unwrap_or_else(|| id.short().to_string());
     let user = match &options.user {
         // Names mean what the image's /etc/passwd and /etc/group say (read safely).
-        Some(spec) => Some(user::resolve(spec, &rootfs).map_err(EngineError::User)?),
+        Some(spec) => {
+            Some(user::resolve(spec, &source.passwd_layer()?).map_err(EngineError::User)?)
+        }
         None => None,
     };
     let namespaces = defaults::namespace_flags();
+    if source
+        .lowers
+        .iter()
+        .any(|lower| state_root.starts_with(lower))
+    {
+        return Err(ConfigError {
+            field: options::Field::Rootfs,
+            value: state_root.display().to_string(),
+            why: "the state root is inside the container's files: every container would see the others' secrets; use another --root".into(),
+        }
+        .into());
+    }
     let store = VolumeStore::new(state_root);
-    let (mounts, anonymous) = user_mounts(&store, options, &rootfs)?;
+    let mut anonymous = Vec::new();
+    let mounts = match user_mounts(&store, options, &source, &mut anonymous) {
+        Ok(mounts) => mounts,
+        Err(error) => {
+            for name in &anonymous {
+                let _ = store.remove(name, true);
+            }
+            return Err(error);
+        }
+    };
     let bundle = Bundle::create(state_root, id.as_str())?;
     let context = Context {
         bundle: &bundle,
         id: &id,
-        rootfs: &rootfs,
+        source: &source,
         hostname: &hostname,
         user: user.as_ref(),
         mounts: &mounts,
@@ -118,7 +150,7 @@ pub fn run(options: &RunOptions, state_root: &Path) -> Result<RunOutcome, Engine
 struct Context<'a> {
     bundle: &'a Bundle,
     id: &'a ContainerId,
-    rootfs: &'a Path,
+    source: &'a source::Source,
     hostname: &'a str,
     user: Option<&'a user::User>,
     mounts: &'a [spec::Mount],
@@ -141,7 +173,8 @@ fn run_in(
     let spec = spec_builder::build(&spec_builder::Inputs {
         options,
         id: id.as_str(),
-        rootfs: context.rootfs,
+        lowers: &context.source.lowers,
+        image: context.source.image.as_ref(),
         hostname: context.hostname,
         namespaces,
         user: context.user,
@@ -164,14 +197,14 @@ fn run_in(
 
 /// The user's mounts and devices as spec entries: host paths checked, named
 /// volumes found or created (and seeded from the image on first use), anonymous
-/// ones created. Also the anonymous volumes' names, to remove after the run.
+/// ones created (their names pushed to `anonymous`, for the caller to remove).
 fn user_mounts(
     store: &VolumeStore,
     options: &RunOptions,
-    rootfs: &Path,
-) -> Result<(Vec<spec::Mount>, Vec<String>), EngineError> {
+    files: &source::Source,
+    anonymous: &mut Vec<String>,
+) -> Result<Vec<spec::Mount>, EngineError> {
     let mut mounts = Vec::new();
-    let mut anonymous = Vec::new();
     let bind = |source: &Path, target: &Path, read_only: bool| spec::Mount {
         destination: target.display().to_string(),
         kind: Some("bind".to_string()),
@@ -205,15 +238,13 @@ fn user_mounts(
                 let mut volume = match source {
                     Some(name) => store.get_or_create(name)?,
                     None => {
-                        let volume = store.create(None)?;
+                        let volume = store.create(None, true)?;
                         anonymous.push(volume.name.clone());
                         volume
                     }
                 };
                 // What the image has there, resolved inside it, seeds a new volume.
-                if let Some(content) =
-                    Root::open(rootfs)?.resolve_in_root(target, Kind::Directory)?
-                {
+                if let Some((_root, content)) = files.find(target, Kind::Directory)? {
                     store.seed(&mut volume, &content.fd_path())?;
                 }
                 mounts.push(bind(&volume.mountpoint, target, *read_only));
@@ -253,22 +284,5 @@ fn user_mounts(
         }
         mounts.push(bind(host, container, false));
     }
-    Ok((mounts, anonymous))
-}
-
-/// The rootfs must exist and be a directory; it is made absolute and canonical so
-/// that later steps never depend on the current directory or on symlinks.
-fn check_rootfs(path: &Path) -> Result<PathBuf, EngineError> {
-    let canonical = path
-        .canonicalize()
-        .map_err(|source| EngineError::RootfsMissing {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    if !canonical.is_dir() {
-        return Err(EngineError::RootfsNotDirectory {
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(canonical)
+    Ok(mounts)
 }

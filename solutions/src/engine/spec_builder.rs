@@ -25,8 +25,11 @@ pub struct Inputs<'a> {
     pub options: &'a RunOptions,
     /// The container's id (its cgroup's name).
     pub id: &'a str,
-    /// The rootfs, checked and canonical.
-    pub rootfs: &'a Path,
+    /// The container's files, topmost first: the rootfs (one directory) or an
+    /// image's layers.
+    pub lowers: &'a [std::path::PathBuf],
+    /// The image, when the files are one (its id goes into the annotations).
+    pub image: Option<&'a crate::images::Image>,
     pub hostname: &'a str,
     /// The namespaces the container gets.
     pub namespaces: CloneFlags,
@@ -55,7 +58,7 @@ pub struct Layer {
 
 /// The overlay's entry in `mounts`: destination `/`, the image's directories as
 /// lower (topmost first), the container's layer as upper.
-pub fn overlay_mount(lowers: &[&Path], layer: &Layer) -> spec::Mount {
+pub fn overlay_mount(lowers: &[std::path::PathBuf], layer: &Layer) -> spec::Mount {
     let lowers: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
     spec::Mount {
         destination: "/".to_string(),
@@ -126,6 +129,12 @@ pub fn build(inputs: &Inputs) -> Result<Spec, ConfigError> {
     if options.init {
         annotations.insert(ANNOTATION_INIT.to_string(), "true".to_string());
     }
+    if let Some(image) = inputs.image {
+        annotations.insert(spec::ANNOTATION_IMAGE.to_string(), image.id().to_string());
+        if let Some(name) = &options.image {
+            annotations.insert(spec::ANNOTATION_IMAGE_NAME.to_string(), name.clone());
+        }
+    }
     Ok(Spec {
         oci_version: OCI_VERSION.to_string(),
         process: spec::Process {
@@ -150,17 +159,17 @@ pub fn build(inputs: &Inputs) -> Result<Spec, ConfigError> {
             no_new_privileges: options.no_new_privileges,
         },
         root: spec::Root {
-            path: inputs
-                .layer
-                .map_or(inputs.rootfs, |layer| layer.merged.as_path())
-                .display()
-                .to_string(),
+            path: match (inputs.layer, inputs.lowers.first()) {
+                (Some(layer), _) => layer.merged.display().to_string(),
+                (None, Some(lower)) => lower.display().to_string(),
+                (None, None) => String::new(),
+            },
             readonly: options.read_only,
         },
         hostname: Some(inputs.hostname.to_string()),
         mounts: inputs
             .layer
-            .map(|layer| overlay_mount(&[inputs.rootfs], layer))
+            .map(|layer| overlay_mount(inputs.lowers, layer))
             .into_iter()
             .chain(defaults::mounts(inputs.namespaces, inputs.hostname_file))
             .chain(inputs.mounts.iter().cloned())
@@ -214,11 +223,16 @@ fn numeric_user(user: &User) -> spec::User {
 mod tests {
     use super::*;
 
-    fn inputs<'a>(options: &'a RunOptions, held: &'a CapsHashSet) -> Inputs<'a> {
+    fn inputs<'a>(
+        options: &'a RunOptions,
+        held: &'a CapsHashSet,
+        lower: &'a std::path::PathBuf,
+    ) -> Inputs<'a> {
         Inputs {
             options,
             id: "0123456789ab",
-            rootfs: Path::new("/srv/rootfs"),
+            lowers: std::slice::from_ref(lower),
+            image: None,
             hostname: "box",
             namespaces: CloneFlags::CLONE_NEWNS
                 | CloneFlags::CLONE_NEWUTS
@@ -235,7 +249,7 @@ mod tests {
     #[test]
     fn a_spec_is_built_from_options_without_the_host() {
         let options = RunOptions {
-            rootfs: "/srv/rootfs".into(),
+            rootfs: Some("/srv/rootfs".into()),
             command: vec!["sh".into(), "-c".into(), "echo hi".into()],
             env: vec![env::EnvEntry::Set("A".into(), "1".into())],
             memory: Some(64 << 20),
@@ -244,7 +258,12 @@ mod tests {
             ..RunOptions::default()
         };
         let held = CapsHashSet::new();
-        let spec = build(&inputs(&options, &held)).unwrap();
+        let spec = build(&inputs(
+            &options,
+            &held,
+            &std::path::PathBuf::from("/srv/rootfs"),
+        ))
+        .unwrap();
         let json: serde_json::Value = serde_json::from_str(&spec.to_json()).unwrap();
         assert_eq!(json["ociVersion"], OCI_VERSION);
         assert_eq!(json["process"]["args"][2], "echo hi");
@@ -299,12 +318,18 @@ mod tests {
     #[test]
     fn privileged_is_data_in_the_spec_not_a_flag() {
         let options = RunOptions {
+            rootfs: Some("/srv/rootfs".into()),
             command: vec!["true".into()],
             privileged: true,
             ..RunOptions::default()
         };
         let held: CapsHashSet = [caps::Capability::CAP_SYS_ADMIN].into_iter().collect();
-        let spec = build(&inputs(&options, &held)).unwrap();
+        let spec = build(&inputs(
+            &options,
+            &held,
+            &std::path::PathBuf::from("/srv/rootfs"),
+        ))
+        .unwrap();
         assert!(spec.linux.masked_paths.is_empty() && spec.linux.readonly_paths.is_empty());
         assert!(spec.linux.seccomp.is_none());
         let caps = spec.process.capabilities.unwrap();
@@ -314,12 +339,18 @@ mod tests {
     #[test]
     fn bad_values_name_their_field() {
         let options = RunOptions {
+            rootfs: Some("/srv/rootfs".into()),
             command: vec!["true".into()],
             memory: Some(1 << 20),
             ..RunOptions::default()
         };
         let held = CapsHashSet::new();
-        let error = build(&inputs(&options, &held)).unwrap_err();
+        let error = build(&inputs(
+            &options,
+            &held,
+            &std::path::PathBuf::from("/srv/rootfs"),
+        ))
+        .unwrap_err();
         assert_eq!(error.field, Field::Memory);
     }
 }

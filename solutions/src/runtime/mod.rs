@@ -79,7 +79,7 @@ pub enum RuntimeError {
     Interrupted { signal: Signal },
     #[error("the container's process died during the setup, before the command started ({how})")]
     DiedInSetup { how: String, oom_killed: bool },
-    #[error("the container is {status:?}: it cannot be {action}")]
+    #[error("the container is {status}: it cannot be {action}")]
     WrongStatus {
         status: Status,
         action: &'static str,
@@ -134,7 +134,8 @@ pub fn create(
 
     // clone(2) copies only the calling thread: a lock another thread held would
     // stay locked in the child forever (see the SAFETY comment of clone_child).
-    sys::ensure_single_threaded().map_err(sys_error("check that ferry is single-threaded"))?;
+    sys::ensure_single_threaded()
+        .map_err(sys_error("check that the runtime is single-threaded"))?;
     let blocked = signals::block().map_err(sys_error("block signals"))?;
     // The signals to forward, readable as a file: the waits for the child's
     // messages poll it together with the pipe.

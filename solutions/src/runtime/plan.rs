@@ -155,8 +155,9 @@ fn namespaces(
                 refuse(
                     "linux.namespaces",
                     format!(
-                        "name {:?}, which ferry does not create (user namespaces come with rootless containers)",
-                        namespace.kind
+                        "name {:?}, which {} does not create (user namespaces come with rootless containers)",
+                        namespace.kind,
+                        crate::ENGINE
                     ),
                 )
             })?;
@@ -240,7 +241,7 @@ fn mounts(list: &[spec::Mount]) -> Result<Mounts, SpecError> {
         } else {
             return Err(refuse(
                 field(),
-                format!("has type {kind:?}, which ferry does not mount"),
+                format!("has type {kind:?}, which {} does not mount", crate::ENGINE),
             ));
         }
     }
@@ -321,7 +322,10 @@ fn security(spec: &Spec) -> Result<Security, SpecError> {
     if parse(&sets.effective)? != bounding || parse(&sets.permitted)? != bounding {
         return Err(refuse(
             "process.capabilities",
-            "must have the same effective, permitted and bounding sets: ferry keeps one set",
+            format!(
+                "must have the same effective, permitted and bounding sets: {} keeps one set",
+                crate::ENGINE
+            ),
         ));
     }
     let user = &process.user;

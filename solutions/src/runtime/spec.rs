@@ -191,3 +191,8 @@ impl Spec {
 /// stays as PID 1 in front of `process.args` (docker instead puts `docker-init`
 /// first in `args`; there is no init binary to put in a libc-less rootfs).
 pub const ANNOTATION_INIT: &str = "org.ferry.init";
+
+/// ferry's annotation for the id of the image a container runs (its config digest).
+pub const ANNOTATION_IMAGE: &str = "org.ferry.image";
+/// ferry's annotation for the image's name as the user gave it.
+pub const ANNOTATION_IMAGE_NAME: &str = "org.ferry.image.name";

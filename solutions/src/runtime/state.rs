@@ -24,6 +24,19 @@ pub enum Status {
     Stopped,
 }
 
+impl std::fmt::Display for Status {
+    /// As `state.json` writes it: `created`, `running`, ...
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Stopped => "stopped",
+        };
+        f.write_str(name)
+    }
+}
+
 /// What `state.json` holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

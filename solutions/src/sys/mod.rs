@@ -6,11 +6,13 @@ mod net;
 mod process;
 mod seccomp;
 mod signal;
+mod xattr;
 
-pub use fs::{openat2, set_read_only_recursively};
+pub use fs::{openat2, openat2_with_mode, restrict_mount_tree};
 pub use net::{interface_flags, set_interface_flags};
 pub use process::{
     clone_child, close_fds_except, close_range_cloexec, ensure_single_threaded, fork,
 };
 pub use seccomp::load_seccomp_filter;
 pub use signal::reset_signal_dispositions;
+pub use xattr::{get_xattr, set_xattr};

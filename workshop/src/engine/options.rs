@@ -31,10 +31,14 @@ pub enum SeccompChoice {
 /// Everything `run` can be asked for.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunOptions {
-    /// The container's root filesystem, a directory on the host.
-    pub rootfs: PathBuf,
-    /// The command and its arguments.
+    /// The container's root filesystem, a directory on the host (`--rootfs`) …
+    pub rootfs: Option<PathBuf>,
+    /// … or an image of the store (chapter 6).
+    pub image: Option<String>,
+    /// The command and its arguments (with an image: replaces its CMD).
     pub command: Vec<String>,
+    /// Replaces the image's ENTRYPOINT (empty: none).
+    pub entrypoint: Option<Vec<String>>,
     /// `-e` and `--env-file` entries, in order.
     pub env: Vec<EnvEntry>,
     /// The caller's values for the entries that inherit (`-e KEY`): the caller
@@ -181,7 +185,17 @@ fn invalid(field: Field, value: impl ToString, why: impl Into<String>) -> Config
 impl RunOptions {
     /// Checks every value that does not need the host; the first problem found.
     pub fn check(&self) -> Result<(), ConfigError> {
-        if self.command.is_empty() {
+        match (&self.rootfs, &self.image) {
+            (Some(_), None) | (None, Some(_)) => {}
+            _ => {
+                return Err(invalid(
+                    Field::Rootfs,
+                    "",
+                    "give an image or --rootfs DIR, not both",
+                ))
+            }
+        }
+        if self.image.is_none() && self.command.is_empty() {
             return Err(invalid(Field::Command, "", "give the command to run"));
         }
         if let Some(dir) = &self.workdir {
@@ -285,6 +299,16 @@ impl RunOptions {
             }
         }
         for device in &self.devices {
+            let default = crate::rootfs::DEVICES
+                .iter()
+                .any(|d| std::path::Path::new(d.path) == device.container);
+            if default {
+                return Err(invalid(
+                    Field::Devices,
+                    device.container.display(),
+                    "every container has this device already: give another name in the container",
+                ));
+            }
             let letters = &device.permissions;
             if letters.is_empty() || !letters.chars().all(|c| "rwm".contains(c)) {
                 return Err(invalid(

@@ -27,8 +27,11 @@ pub struct Inputs<'a> {
     pub options: &'a RunOptions,
     /// The container's id (its cgroup's name).
     pub id: &'a str,
-    /// The rootfs, checked and canonical.
-    pub rootfs: &'a Path,
+    /// The container's files, topmost first: the rootfs (one directory) or an
+    /// image's layers.
+    pub lowers: &'a [std::path::PathBuf],
+    /// The image, when the files are one (its id goes into the annotations).
+    pub image: Option<&'a crate::images::Image>,
     pub hostname: &'a str,
     /// The namespaces the container gets.
     pub namespaces: CloneFlags,
@@ -57,7 +60,7 @@ pub struct Layer {
 
 /// The overlay's entry in `mounts`: destination `/`, the image's directories as
 /// lower (topmost first), the container's layer as upper.
-pub fn overlay_mount(lowers: &[&Path], layer: &Layer) -> spec::Mount {
+pub fn overlay_mount(lowers: &[std::path::PathBuf], layer: &Layer) -> spec::Mount {
     let lowers: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
     spec::Mount {
         destination: "/".to_string(),
@@ -128,6 +131,12 @@ pub fn build(inputs: &Inputs) -> Result<Spec, ConfigError> {
     if options.init {
         annotations.insert(ANNOTATION_INIT.to_string(), "true".to_string());
     }
+    if let Some(image) = inputs.image {
+        annotations.insert(spec::ANNOTATION_IMAGE.to_string(), image.id().to_string());
+        if let Some(name) = &options.image {
+            annotations.insert(spec::ANNOTATION_IMAGE_NAME.to_string(), name.clone());
+        }
+    }
     Ok(Spec {
         oci_version: OCI_VERSION.to_string(),
         process: spec::Process {
@@ -152,17 +161,17 @@ pub fn build(inputs: &Inputs) -> Result<Spec, ConfigError> {
             no_new_privileges: options.no_new_privileges,
         },
         root: spec::Root {
-            path: inputs
-                .layer
-                .map_or(inputs.rootfs, |layer| layer.merged.as_path())
-                .display()
-                .to_string(),
+            path: match (inputs.layer, inputs.lowers.first()) {
+                (Some(layer), _) => layer.merged.display().to_string(),
+                (None, Some(lower)) => lower.display().to_string(),
+                (None, None) => String::new(),
+            },
             readonly: options.read_only,
         },
         hostname: Some(inputs.hostname.to_string()),
         mounts: inputs
             .layer
-            .map(|layer| overlay_mount(&[inputs.rootfs], layer))
+            .map(|layer| overlay_mount(inputs.lowers, layer))
             .into_iter()
             .chain(defaults::mounts(inputs.namespaces, inputs.hostname_file))
             .chain(inputs.mounts.iter().cloned())

@@ -92,45 +92,54 @@ impl VolumeStore {
         }
     }
 
-    /// Creates the volume `name` (a random one when `None`, anonymous).
-    pub fn create(&self, name: Option<&str>) -> Result<Volume, VolumeError> {
-        let anonymous = name.is_none();
+    /// Creates the volume `name` (a random one when `None`). `anonymous` marks a
+    /// volume made for one container (`-v /path`), which `prune` removes by
+    /// default. The volume is made whole in a private directory and renamed into
+    /// place, so another ferry never sees a volume without its record.
+    pub fn create(&self, name: Option<&str>, anonymous: bool) -> Result<Volume, VolumeError> {
         let name = match name {
             Some(name) => name.to_string(),
-            None => crate::id::ContainerId::generate()
-                .map_err(io_error("name", &self.dir))?
-                .to_string(),
+            None => random_name().map_err(io_error("name", &self.dir))?,
         };
+        check_name(&name)?;
+        crate::engine::bundle::private_dir(&self.dir).map_err(io_error("create", &self.dir))?;
         let dir = self.dir.join(&name);
-        std::fs::create_dir_all(&self.dir).map_err(io_error("create", &self.dir))?;
-        match std::fs::create_dir(&dir) {
-            Ok(()) => {}
-            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
-                return Err(VolumeError::Exists { name })
-            }
-            Err(error) => return Err(io_error("create", &dir)(error)),
+        if dir.exists() {
+            return Err(VolumeError::Exists { name });
         }
-        let data = dir.join("_data");
-        std::fs::create_dir(&data).map_err(io_error("create", &data))?;
+        let staging = self.dir.join(format!(
+            ".new-{}",
+            random_name().map_err(io_error("name", &self.dir))?
+        ));
+        let data = staging.join("_data");
+        std::fs::create_dir_all(&data).map_err(io_error("create", &data))?;
         let volume = Volume {
-            name,
+            name: name.clone(),
             driver: "local".to_string(),
-            mountpoint: data,
-            created_at: rfc3339(SystemTime::now()),
+            mountpoint: dir.join("_data"),
+            created_at: crate::clock::rfc3339(SystemTime::now()),
             scope: "local".to_string(),
             labels: Default::default(),
             options: Default::default(),
             anonymous,
             seeded: false,
         };
-        self.save(&volume)?;
+        write_record(&staging, &volume)?;
+        // rename(2) of a directory onto an existing non-empty one fails: first wins.
+        if let Err(error) = std::fs::rename(&staging, &dir) {
+            let _ = std::fs::remove_dir_all(&staging);
+            return match error.raw_os_error() {
+                Some(libc::ENOTEMPTY) | Some(libc::EEXIST) => Err(VolumeError::Exists { name }),
+                _ => Err(io_error("create", &dir)(error)),
+            };
+        }
         Ok(volume)
     }
 
     /// The volume `name`, created if it does not exist yet (as `docker run -v`).
     pub fn get_or_create(&self, name: &str) -> Result<Volume, VolumeError> {
         match self.get(name) {
-            Err(VolumeError::NotFound { .. }) => match self.create(Some(name)) {
+            Err(VolumeError::NotFound { .. }) => match self.create(Some(name), false) {
                 // Another ferry made it at the same moment: use theirs.
                 Err(VolumeError::Exists { .. }) => self.get(name),
                 other => other,
@@ -141,6 +150,7 @@ impl VolumeStore {
 
     /// The volume `name`.
     pub fn get(&self, name: &str) -> Result<Volume, VolumeError> {
+        check_name(name)?;
         let record = self.dir.join(name).join(RECORD);
         let text = match std::fs::read_to_string(&record) {
             Ok(text) => text,
@@ -167,6 +177,9 @@ impl VolumeStore {
         let mut volumes = Vec::new();
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue; // a volume being made
+            }
             match self.get(&name) {
                 Ok(volume) => volumes.push(volume),
                 // A volume being created or removed right now.
@@ -205,7 +218,10 @@ impl VolumeStore {
     }
 
     /// Copies what the image has at `from` (a directory in the image, resolved
-    /// safely by the caller) into a new volume, once.
+    /// safely by the caller) into a new, empty volume, once. The copy is made in a
+    /// private directory next to `_data` — no container mounts it — and its entries
+    /// are then renamed into `_data`: a container that has the volume mounted
+    /// meanwhile cannot make the copy write through a symlink it planted.
     pub fn seed(&self, volume: &mut Volume, from: &Path) -> Result<(), VolumeError> {
         if volume.seeded {
             return Ok(());
@@ -215,16 +231,34 @@ impl VolumeStore {
             .next()
             .is_none();
         if empty {
-            copy_tree(from, &volume.mountpoint).map_err(io_error("seed", &volume.mountpoint))?;
+            let base = volume.mountpoint.parent().unwrap_or(&self.dir);
+            let staging = base.join(format!(
+                ".seed-{}",
+                random_name().map_err(io_error("name", base))?
+            ));
+            std::fs::create_dir(&staging).map_err(io_error("create", &staging))?;
+            let copied = copy_tree(from, &staging).and_then(|()| {
+                let root = std::fs::metadata(from)?;
+                std::fs::set_permissions(
+                    &volume.mountpoint,
+                    std::fs::Permissions::from_mode(root.mode() & 0o7777),
+                )?;
+                std::os::unix::fs::chown(&volume.mountpoint, Some(root.uid()), Some(root.gid()))?;
+                for entry in std::fs::read_dir(&staging)? {
+                    let entry = entry?;
+                    std::fs::rename(entry.path(), volume.mountpoint.join(entry.file_name()))?;
+                }
+                Ok(())
+            });
+            let _ = std::fs::remove_dir_all(&staging);
+            copied.map_err(io_error("seed", &volume.mountpoint))?;
         }
         volume.seeded = true;
         self.save(volume)
     }
 
     fn save(&self, volume: &Volume) -> Result<(), VolumeError> {
-        let record = self.dir.join(&volume.name).join(RECORD);
-        let json = serde_json::to_vec_pretty(volume).expect("a volume serializes");
-        crate::runtime::state::write_atomically(&record, &json).map_err(io_error("write", &record))
+        write_record(&self.dir.join(&volume.name), volume)
     }
 
     /// A container whose spec mounts `volume`, if any (the containers that exist
@@ -259,13 +293,30 @@ impl VolumeStore {
     }
 }
 
-/// Copies the tree at `from` into the existing directory `to`: directories, regular
-/// files, symlinks (as links, never followed) and FIFOs, with modes and owners.
-/// Other special files (devices, sockets) are left out of a volume.
+/// Writes a volume's record into its directory `dir`, atomically.
+fn write_record(dir: &Path, volume: &Volume) -> Result<(), VolumeError> {
+    let record = dir.join(RECORD);
+    let json = serde_json::to_vec_pretty(volume).expect("a volume serializes");
+    crate::runtime::state::write_atomically(&record, &json).map_err(io_error("write", &record))
+}
+
+/// A volume name must be a plain name: it becomes a directory name.
+fn check_name(name: &str) -> Result<(), VolumeError> {
+    crate::engine::options::check_volume_name(name).map_err(|_| VolumeError::NotFound {
+        name: name.to_string(),
+    })
+}
+
+/// 64 random hex digits (an anonymous volume's name).
+fn random_name() -> io::Result<String> {
+    crate::id::ContainerId::generate().map(|id| id.to_string())
+}
+
+/// Copies the tree at `from` into the existing, private directory `to`:
+/// directories, regular files and symlinks (as links, never followed), with modes
+/// (setuid and setgid bits dropped: a volume is mounted nosuid anyway) and owners.
+/// Special files (devices, FIFOs, sockets) are left out of a volume.
 fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
-    let meta = std::fs::symlink_metadata(from)?;
-    std::fs::set_permissions(to, std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
-    std::os::unix::fs::lchown(to, Some(meta.uid()), Some(meta.gid()))?;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
         let source = entry.path();
@@ -275,7 +326,6 @@ fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
         if kind.is_dir() {
             std::fs::create_dir(&target)?;
             copy_tree(&source, &target)?;
-            continue;
         } else if kind.is_symlink() {
             std::os::unix::fs::symlink(std::fs::read_link(&source)?, &target)?;
         } else if kind.is_file() {
@@ -284,31 +334,12 @@ fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
             continue;
         }
         std::os::unix::fs::lchown(&target, Some(meta.uid()), Some(meta.gid()))?;
+        if !kind.is_symlink() {
+            std::fs::set_permissions(
+                &target,
+                std::fs::Permissions::from_mode(meta.mode() & 0o1777),
+            )?;
+        }
     }
     Ok(())
-}
-
-/// A time as RFC 3339 in UTC (`2026-12-01T19:47:14Z`), as docker prints them.
-pub fn rfc3339(time: SystemTime) -> String {
-    let seconds = time
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let (days, rest) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
 }

@@ -18,10 +18,11 @@ use super::RootfsError;
 use crate::safe_path::Resolved;
 
 /// Binds the directory `source` (on the host) onto `target` (resolved inside the
-/// root), recursively (`MS_BIND | MS_REC`: mounts inside `source` come along). With
-/// `read_only`, the new mount and every mount below it become read-only: resolve
-/// `target` again with `retarget` (the descriptor still points below the new
-/// mount), then `sys::set_read_only_recursively` on it (mount_setattr(2)).
+/// root), recursively (`MS_BIND | MS_REC`: mounts inside `source` come along). Then
+/// resolve `target` again with `retarget` (the descriptor still points below the
+/// new mount) and restrict the new mount tree with `sys::restrict_mount_tree`
+/// (mount_setattr(2)): always `nodev` and `nosuid` — a volume is a place the
+/// container writes, like its root — and read-only all the way down with `read_only`.
 pub fn bind_directory(
     source: &Path,
     target: &Resolved,

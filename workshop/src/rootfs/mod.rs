@@ -252,6 +252,12 @@ pub fn enter(
         });
     }
     make_mounts_private()?;
+    let shortened = overlay.map(shorten_lowers);
+    if let Some((_, Some(base))) = &shortened {
+        // Relative lowerdir paths are resolved from the current directory.
+        change_dir(base)?;
+    }
+    let overlay = shortened.as_ref().map(|(overlay, _)| overlay);
     let (root_dir, writable) = match overlay {
         Some(overlay) if overlay::mount_overlay(overlay, rootfs)? => (rootfs.to_path_buf(), true),
         Some(overlay) if overlay.lowers.len() > 1 => {
@@ -350,6 +356,36 @@ pub fn mount_in_root(root: &Root, spec: &KernelMount, may_create: bool) -> Resul
     mount_kernel_fs(spec, &target.fd_path())
 }
 
+/// Many layers: overlay's mount data is one page, and 60 layers with paths such as
+/// `/var/lib/ferry/images/l/ABC…` may not fit. When every lower sits in one
+/// directory (the image store's `l/`, docker's overlay2 trick), the lowers become
+/// names relative to it and the caller changes into it before mounting.
+fn shorten_lowers(overlay: &Overlay) -> (Overlay, Option<PathBuf>) {
+    let parent = overlay
+        .lowers
+        .first()
+        .and_then(|l| l.parent())
+        .map(Path::to_path_buf);
+    match parent {
+        Some(parent)
+            if overlay.lowers.len() > 1
+                && overlay.lowers.iter().all(|l| l.parent() == Some(&parent)) =>
+        {
+            let lowers = overlay
+                .lowers
+                .iter()
+                .map(|l| PathBuf::from(l.file_name().unwrap_or_default()))
+                .collect();
+            let short = Overlay {
+                lowers,
+                ..overlay.clone()
+            };
+            (short, Some(parent))
+        }
+        _ => (overlay.clone(), None),
+    }
+}
+
 /// Whether `target` lies on a tmpfs mounted by one of the `earlier` entries (such
 /// as /dev/pts on /dev's tmpfs): then ferry may create it, since it is not the image.
 fn on_engine_tmpfs(earlier: &[MountEntry], target: &str) -> bool {
@@ -413,7 +449,7 @@ fn bind_in_root(root: &Root, bind: &Bind, may_create: bool) -> Result<(), Rootfs
     })?;
     if bind.read_only {
         let bound = root.require(path, Kind::RegularFile)?;
-        crate::sys::set_read_only_recursively(bound.fd()).map_err(|source| {
+        crate::sys::restrict_mount_tree(bound.fd(), true).map_err(|source| {
             RootfsError::BindFile {
                 target: bind.target.clone(),
                 source,

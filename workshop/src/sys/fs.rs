@@ -4,18 +4,30 @@
 
 /// Opens `path` relative to `dirfd` (the current directory when `None`) with
 /// openat2(2), which resolves the path as `resolve` says (`RESOLVE_IN_ROOT`,
-/// `RESOLVE_NO_SYMLINKS`, ...; see the `safe_path` module).
+/// `RESOLVE_NO_SYMLINKS`, ...; see the `safe_path` module). A file it creates
+/// (`O_CREAT`) gets mode 0644 before the umask.
 pub fn openat2(
     dirfd: Option<std::os::fd::BorrowedFd<'_>>,
     path: &std::path::Path,
     flags: nix::fcntl::OFlag,
     resolve: nix::fcntl::ResolveFlag,
 ) -> nix::Result<std::os::fd::OwnedFd> {
+    openat2_with_mode(dirfd, path, flags, resolve, 0o644)
+}
+
+/// Like [`openat2`], but a file it creates (`O_CREAT`) gets `mode` before the umask.
+pub fn openat2_with_mode(
+    dirfd: Option<std::os::fd::BorrowedFd<'_>>,
+    path: &std::path::Path,
+    flags: nix::fcntl::OFlag,
+    resolve: nix::fcntl::ResolveFlag,
+    mode: u32,
+) -> nix::Result<std::os::fd::OwnedFd> {
     use std::os::fd::{AsRawFd, FromRawFd};
     let mut how = nix::fcntl::OpenHow::new().flags(flags).resolve(resolve);
     if flags.contains(nix::fcntl::OFlag::O_CREAT) {
-        // New files get mode 0644 before the umask; openat2 refuses a mode otherwise.
-        how = how.mode(nix::sys::stat::Mode::from_bits_truncate(0o644));
+        // openat2 refuses a mode unless it creates a file.
+        how = how.mode(nix::sys::stat::Mode::from_bits_truncate(mode));
     }
     let dirfd = dirfd.map_or(libc::AT_FDCWD, |fd| fd.as_raw_fd());
     let fd = nix::fcntl::openat2(dirfd, path, how)?;
@@ -33,17 +45,28 @@ struct MountAttr {
     userns_fd: u64,
 }
 
-/// `MOUNT_ATTR_RDONLY` of mount_setattr(2).
+/// Attributes of mount_setattr(2).
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
 
-/// Makes the mount at `mount` and every mount below it read-only, in one call
-/// (mount_setattr(2) with `AT_RECURSIVE`; Linux 5.12). A bind remount changes only
-/// the top mount, so a `-v DIR:/x:ro` with mounts inside DIR would stay writable
-/// below them without this. `mount` is an `O_PATH` descriptor of the mount's root.
-pub fn set_read_only_recursively(mount: std::os::fd::BorrowedFd<'_>) -> nix::Result<()> {
+/// Makes the mount at `mount` and every mount below it `nodev` and `nosuid` — and
+/// read-only with `read_only` — in one call (mount_setattr(2) with `AT_RECURSIVE`;
+/// Linux 5.12). A volume is a place the container can write: without `nodev` a
+/// device node it makes there with mknod(2) would open the host's device (chapter 4
+/// guards devices with mount flags), and without `nosuid` a setuid file there
+/// would give privileges inside the container (the flag is the mount's: it does not
+/// change the files themselves on the host). A bind remount would change only
+/// the top mount, not the mounts inside the volume's directory. `mount` is an
+/// `O_PATH` descriptor of the mount's root.
+pub fn restrict_mount_tree(mount: std::os::fd::BorrowedFd<'_>, read_only: bool) -> nix::Result<()> {
     use std::os::fd::AsRawFd;
+    let mut set = MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID;
+    if read_only {
+        set |= MOUNT_ATTR_RDONLY;
+    }
     let attr = MountAttr {
-        attr_set: MOUNT_ATTR_RDONLY,
+        attr_set: set,
         attr_clr: 0,
         propagation: 0,
         userns_fd: 0,

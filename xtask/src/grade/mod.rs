@@ -186,7 +186,7 @@ pub fn run(manifest: &Manifest, args: Args) -> Result<()> {
     if args.classroom {
         return classroom::write(manifest);
     }
-    util::ensure_packages(&[util::BUSYBOX])?;
+    util::ensure_packages(util::PACKAGES)?;
     let root = project_root();
     // With --tests-from, the scratch copy builds into the project's target/, so the
     // dependencies are built once for both.

@@ -1,0 +1,552 @@
+//! The local image store, in the OCI image-layout spirit, under `ROOT/images`:
+//!
+//! ```text
+//! oci-layout, index.json      the layout marker; every image (a manifest), named
+//!                             by the `org.opencontainers.image.ref.name` annotation
+//! blobs/sha256/HEX            manifests, configs and layer blobs, named by digest
+//! layers/CHAIN/diff           each layer unpacked once per chain id, shared by every
+//!                             image and container that uses it (overlay lowers)
+//! layers/CHAIN/link           its short name, and l/SHORT → ../layers/CHAIN/diff
+//! tmp/                        where blobs and layers are written before a rename
+//! lock                        flock(2): one writer at a time
+//! ```
+//!
+//! Chapter 6 (chapters/06-images.md). Nothing unverified ever sits under a digest:
+//! a blob is written to `tmp/`, hashed as it streams, checked, then renamed into
+//! place; a layer is unpacked into `tmp/` and renamed whole. Concurrent ferry
+//! processes take the lock for every change to the index and for each layer.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+
+use super::digest::{Digest, Hashing};
+use super::oci::{self, Descriptor, ImageConfig, Index, Manifest, ANNOTATION_REF_NAME};
+use super::reference::Reference;
+use super::ImageError;
+
+/// The most ferry reads of a manifest, a config or an index (they are JSON).
+pub const DOCUMENT_CAP: u64 = 4 << 20;
+
+/// The image store of one state root.
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+/// One image as the store knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    /// Its names (full references), possibly none (a dangling image).
+    pub names: Vec<Reference>,
+    pub manifest_digest: Digest,
+    pub manifest: Manifest,
+    pub config: ImageConfig,
+}
+
+impl Image {
+    /// The image id: its config's digest, as docker's.
+    pub fn id(&self) -> &Digest {
+        &self.manifest.config.digest
+    }
+
+    /// The sum of its layer blobs' sizes.
+    pub fn size(&self) -> u64 {
+        self.manifest.layers.iter().map(|l| l.size).sum()
+    }
+}
+
+fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> ImageError + 'a {
+    move |source| ImageError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl Store {
+    /// The store under `state_root` (created on first write).
+    pub fn new(state_root: &Path) -> Store {
+        Store {
+            dir: state_root.join("images"),
+        }
+    }
+
+    /// The store's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn ensure_layout(&self) -> Result<(), ImageError> {
+        // Root's alone (0700): layers hold the images' setuid files and devices.
+        {
+            use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&self.dir)
+                .and_then(|()| {
+                    std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700))
+                })
+                .map_err(io_error("create", &self.dir))?;
+        }
+        for sub in ["blobs/sha256", "layers", "l", "tmp"] {
+            let dir = self.dir.join(sub);
+            std::fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
+        }
+        let marker = self.dir.join("oci-layout");
+        if !marker.exists() {
+            std::fs::write(&marker, br#"{"imageLayoutVersion":"1.0.0"}"#)
+                .map_err(io_error("write", &marker))?;
+        }
+        Ok(())
+    }
+
+    /// Takes the store's lock (flock(2), exclusive) until the guard is dropped.
+    pub fn lock(&self) -> Result<Flock<File>, ImageError> {
+        self.ensure_layout()?;
+        let path = self.dir.join("lock");
+        let file = File::create(&path).map_err(io_error("open", &path))?;
+        Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| ImageError::Io {
+            action: "lock",
+            path,
+            source: errno.into(),
+        })
+    }
+
+    /// Where the blob `digest` lives.
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.dir.join("blobs/sha256").join(digest.hex())
+    }
+
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).is_file()
+    }
+
+    /// A new private temporary path under `tmp/`.
+    pub fn temp_path(&self, what: &str) -> Result<PathBuf, ImageError> {
+        self.ensure_layout()?;
+        let id = crate::id::ContainerId::generate().map_err(io_error("name", &self.dir))?;
+        Ok(self
+            .dir
+            .join("tmp")
+            .join(format!("{what}-{}", &id.as_str()[..16])))
+    }
+
+    /// Stores what `reader` gives as a blob: written to `tmp/`, hashed on the way,
+    /// checked against `expected` (digest, and size when known), renamed under its
+    /// digest. At most `cap` bytes. Returns the digest and size.
+    pub fn put_blob(
+        &self,
+        reader: impl Read,
+        expected: Option<(&Digest, Option<u64>)>,
+        cap: u64,
+    ) -> Result<(Digest, u64), ImageError> {
+        let temp = self.temp_path("blob")?;
+        let result = (|| {
+            let mut file = File::create(&temp).map_err(io_error("create", &temp))?;
+            let mut hashing = Hashing::new(reader.take(cap + 1));
+            io::copy(&mut hashing, &mut file).map_err(io_error("write", &temp))?;
+            file.sync_all().map_err(io_error("sync", &temp))?;
+            let (digest, size) = hashing.finish();
+            if size > cap {
+                return Err(ImageError::TooLarge {
+                    what: "blob".into(),
+                    cap,
+                });
+            }
+            if let Some((want, want_size)) = expected {
+                if *want != digest {
+                    return Err(ImageError::DigestMismatch {
+                        what: format!("blob {want}"),
+                        got: digest,
+                    });
+                }
+                if want_size.is_some_and(|s| s != size) {
+                    return Err(ImageError::SizeMismatch {
+                        digest: want.clone(),
+                        want: want_size.unwrap_or(0),
+                        got: size,
+                    });
+                }
+            }
+            let path = self.blob_path(&digest);
+            std::fs::rename(&temp, &path).map_err(io_error("rename", &path))?;
+            Ok((digest, size))
+        })();
+        let _ = std::fs::remove_file(&temp);
+        result
+    }
+
+    /// Reads a small blob (a manifest, a config), at most [`DOCUMENT_CAP`] bytes.
+    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, ImageError> {
+        let path = self.blob_path(digest);
+        let file = File::open(&path).map_err(|source| match source.kind() {
+            io::ErrorKind::NotFound => ImageError::MissingBlob {
+                digest: digest.clone(),
+            },
+            _ => io_error("read", &path)(source),
+        })?;
+        let mut bytes = Vec::new();
+        file.take(DOCUMENT_CAP + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io_error("read", &path))?;
+        if bytes.len() as u64 > DOCUMENT_CAP {
+            return Err(ImageError::TooLarge {
+                what: format!("document {digest}"),
+                cap: DOCUMENT_CAP,
+            });
+        }
+        // What is read is checked again: a blob file changed behind the store's back
+        // must not be believed.
+        if Digest::of(&bytes) != *digest {
+            return Err(ImageError::DigestMismatch {
+                what: format!("stored blob {digest}"),
+                got: Digest::of(&bytes),
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Parses a stored JSON blob.
+    pub fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        digest: &Digest,
+        what: &'static str,
+    ) -> Result<T, ImageError> {
+        let bytes = self.read_blob(digest)?;
+        serde_json::from_slice(&bytes).map_err(|source| ImageError::Document {
+            what,
+            digest: digest.clone(),
+            source,
+        })
+    }
+
+    /// Stores a JSON document as a blob; its descriptor.
+    pub fn put_json<T: serde::Serialize>(
+        &self,
+        value: &T,
+        media_type: &str,
+    ) -> Result<Descriptor, ImageError> {
+        let bytes = serde_json::to_vec(value).expect("a document serializes");
+        let (digest, size) = self.put_blob(&bytes[..], None, DOCUMENT_CAP)?;
+        Ok(Descriptor {
+            media_type: media_type.to_string(),
+            digest,
+            size,
+            annotations: Default::default(),
+            platform: None,
+        })
+    }
+
+    /// The directory of the unpacked layer `chain` (its `diff`), if present.
+    pub fn layer_dir(&self, chain: &Digest) -> PathBuf {
+        self.dir.join("layers").join(chain.hex()).join("diff")
+    }
+
+    /// The layer's short path for overlay's lowerdir: `l/SHORT`.
+    pub fn layer_link(&self, chain: &Digest) -> Result<PathBuf, ImageError> {
+        let link = self.dir.join("layers").join(chain.hex()).join("link");
+        let short = std::fs::read_to_string(&link).map_err(io_error("read", &link))?;
+        Ok(self.dir.join("l").join(short.trim()))
+    }
+
+    /// Unpacks the blob `layer` as the layer `chain` unless it is already there:
+    /// into `tmp/`, then renamed whole to `layers/CHAIN`, with its short link.
+    pub fn unpack_layer(
+        &self,
+        layer: &Descriptor,
+        diff_id: &Digest,
+        chain: &Digest,
+    ) -> Result<(), ImageError> {
+        let final_dir = self.dir.join("layers").join(chain.hex());
+        if final_dir.join("link").exists() {
+            return Ok(());
+        }
+        let temp = self.temp_path("layer")?;
+        let diff = temp.join("diff");
+        std::fs::create_dir_all(&diff).map_err(io_error("create", &diff))?;
+        let result = (|| {
+            let blob = self.blob_path(&layer.digest);
+            let file = File::open(&blob).map_err(io_error("open", &blob))?;
+            let compression = super::compression_of(&layer.media_type)?;
+            let unpacked = super::unpack::apply_layer(
+                file,
+                compression,
+                &diff,
+                &layer.digest,
+                Some(layer.size),
+                diff_id,
+            )?;
+            let short = short_name()?;
+            std::fs::write(temp.join("link"), &short).map_err(io_error("write", &temp))?;
+            std::fs::write(temp.join("size"), unpacked.to_string())
+                .map_err(io_error("write", &temp))?;
+            let _guard = self.lock()?;
+            if final_dir.join("link").exists() {
+                return Ok(()); // another ferry unpacked it meanwhile
+            }
+            std::fs::rename(&temp, &final_dir).map_err(io_error("rename", &final_dir))?;
+            let link = self.dir.join("l").join(&short);
+            std::os::unix::fs::symlink(format!("../layers/{}/diff", chain.hex()), &link)
+                .map_err(io_error("link", &link))
+        })();
+        if temp.exists() {
+            let _ = std::fs::remove_dir_all(&temp);
+        }
+        result
+    }
+
+    fn read_index(&self) -> Result<Index, ImageError> {
+        let path = self.dir.join("index.json");
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| ImageError::Document {
+                what: "the store's index.json",
+                digest: Digest::of(&bytes),
+                source,
+            }),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(Index {
+                schema_version: 2,
+                media_type: Some(oci::MEDIA_OCI_INDEX.to_string()),
+                manifests: Vec::new(),
+            }),
+            Err(error) => Err(io_error("read", &path)(error)),
+        }
+    }
+
+    fn write_index(&self, index: &Index) -> Result<(), ImageError> {
+        let path = self.dir.join("index.json");
+        let bytes = serde_json::to_vec_pretty(index).expect("an index serializes");
+        let temp = self.temp_path("index")?;
+        std::fs::write(&temp, &bytes).map_err(io_error("write", &temp))?;
+        std::fs::rename(&temp, &path).map_err(io_error("rename", &path))
+    }
+
+    /// Records the manifest `manifest` (already stored) under `names` (none: a
+    /// dangling image). A name moves from whatever image had it before.
+    pub fn add_image(&self, manifest: &Descriptor, names: &[Reference]) -> Result<(), ImageError> {
+        let _guard = self.lock()?;
+        let mut index = self.read_index()?;
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        index.manifests.retain(|entry| match ref_name(entry) {
+            Some(name) => !names.contains(&name.to_string()),
+            None => entry.digest != manifest.digest,
+        });
+        let entry = |name: Option<&String>| {
+            let mut entry = manifest.clone();
+            entry.annotations.clear();
+            if let Some(name) = name {
+                entry
+                    .annotations
+                    .insert(ANNOTATION_REF_NAME.to_string(), name.clone());
+            }
+            entry
+        };
+        if names.is_empty() {
+            index.manifests.push(entry(None));
+        }
+        for name in &names {
+            index.manifests.push(entry(Some(name)));
+        }
+        self.write_index(&index)?;
+        Ok(())
+    }
+
+    /// Every image, with its names, most recent first.
+    pub fn images(&self) -> Result<Vec<Image>, ImageError> {
+        let index = self.read_index()?;
+        let mut images: Vec<Image> = Vec::new();
+        for entry in &index.manifests {
+            let name = ref_name(entry).and_then(|n| Reference::parse(n).ok());
+            if let Some(image) = images
+                .iter_mut()
+                .find(|i| i.manifest_digest == entry.digest)
+            {
+                image.names.extend(name);
+                continue;
+            }
+            let manifest: Manifest = self.read_json(&entry.digest, "manifest")?;
+            let config: ImageConfig = self.read_json(&manifest.config.digest, "image config")?;
+            images.push(Image {
+                names: name.into_iter().collect(),
+                manifest_digest: entry.digest.clone(),
+                manifest,
+                config,
+            });
+        }
+        images.sort_by(|a, b| b.config.created.cmp(&a.config.created));
+        Ok(images)
+    }
+
+    /// The image `text` names: a reference (name:tag or @digest), an id (the
+    /// config digest, `sha256:` optional) or an unambiguous id prefix.
+    pub fn resolve(&self, text: &str) -> Result<Image, ImageError> {
+        let images = self.images()?;
+        let hex = text.strip_prefix("sha256:").unwrap_or(text);
+        let looks_like_id = hex.len() >= 4 && hex.chars().all(|c| c.is_ascii_hexdigit());
+        if looks_like_id {
+            let matches: Vec<&Image> = images
+                .iter()
+                .filter(|i| {
+                    i.id().hex().starts_with(hex) || i.manifest_digest.hex().starts_with(hex)
+                })
+                .collect();
+            match matches.as_slice() {
+                [one] => return Ok((*one).clone()),
+                [] => {}
+                _ if matches.iter().all(|m| m.id() == matches[0].id()) => {
+                    return Ok(matches[0].clone())
+                }
+                _ => {
+                    return Err(ImageError::Ambiguous {
+                        prefix: text.to_string(),
+                    })
+                }
+            }
+        }
+        let reference = Reference::parse(text).map_err(ImageError::Reference)?;
+        images
+            .into_iter()
+            .find(|image| {
+                image.names.iter().any(|name| {
+                    name.name() == reference.name()
+                        && match (&reference.digest, &reference.tag) {
+                            (Some(digest), _) => *digest == image.manifest_digest,
+                            (None, tag) => name.tag == *tag,
+                        }
+                })
+            })
+            .ok_or_else(|| ImageError::NotFound {
+                name: text.to_string(),
+            })
+    }
+
+    /// Removes the name `reference` from its image; the image itself goes when it
+    /// has no name left. Returns whether the image went.
+    pub fn untag(&self, reference: &Reference) -> Result<bool, ImageError> {
+        let _guard = self.lock()?;
+        let mut index = self.read_index()?;
+        let name = reference.to_string();
+        let Some(at) = index
+            .manifests
+            .iter()
+            .position(|e| ref_name(e) == Some(name.as_str()))
+        else {
+            return Err(ImageError::NotFound { name });
+        };
+        let digest = index.manifests.remove(at).digest;
+        let still_named = index.manifests.iter().any(|e| e.digest == digest);
+        self.write_index(&index)?;
+        Ok(!still_named)
+    }
+
+    /// Removes the image (every name of it), then what nothing else uses.
+    pub fn remove_image(&self, image: &Image) -> Result<(), ImageError> {
+        {
+            let _guard = self.lock()?;
+            let mut index = self.read_index()?;
+            index
+                .manifests
+                .retain(|e| e.digest != image.manifest_digest);
+            self.write_index(&index)?;
+        }
+        self.collect_garbage()
+    }
+
+    /// Removes the blobs and layers no image in the index refers to.
+    pub fn collect_garbage(&self) -> Result<(), ImageError> {
+        let _guard = self.lock()?;
+        let index = self.read_index()?;
+        let mut blobs = Vec::new();
+        let mut chains = Vec::new();
+        for entry in &index.manifests {
+            let manifest: Manifest = self.read_json(&entry.digest, "manifest")?;
+            let config: ImageConfig = self.read_json(&manifest.config.digest, "image config")?;
+            blobs.push(entry.digest.hex().to_string());
+            blobs.push(manifest.config.digest.hex().to_string());
+            blobs.extend(manifest.layers.iter().map(|l| l.digest.hex().to_string()));
+            chains.extend(
+                oci::chain_ids(&config.rootfs.diff_ids)
+                    .iter()
+                    .map(|c| c.hex().to_string()),
+            );
+        }
+        let entries = |dir: &str| {
+            std::fs::read_dir(self.dir.join(dir))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+                .collect::<Vec<_>>()
+        };
+        for (name, path) in entries("blobs/sha256") {
+            if !blobs.contains(&name) {
+                std::fs::remove_file(&path).map_err(io_error("remove", &path))?;
+            }
+        }
+        for (name, path) in entries("layers") {
+            if !chains.contains(&name) {
+                if let Ok(short) = std::fs::read_to_string(path.join("link")) {
+                    let _ = std::fs::remove_file(self.dir.join("l").join(short.trim()));
+                }
+                std::fs::remove_dir_all(&path).map_err(io_error("remove", &path))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The unpacked size of each layer of `image`, bottom first (0 when unknown).
+    pub fn layer_sizes(&self, image: &Image) -> Vec<u64> {
+        oci::chain_ids(&image.config.rootfs.diff_ids)
+            .iter()
+            .map(|chain| {
+                let path = self.dir.join("layers").join(chain.hex()).join("size");
+                std::fs::read_to_string(path)
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+                    .unwrap_or(0)
+            })
+            .collect()
+    }
+
+    /// The unpacked size of `image`: what `images` shows as SIZE.
+    pub fn unpacked_size(&self, image: &Image) -> u64 {
+        self.layer_sizes(image).iter().sum()
+    }
+
+    /// The layer directories of `image` for overlay's lowerdir, topmost first (as
+    /// short links: 60 layers fit in one page of mount options).
+    pub fn lowers(&self, image: &Image) -> Result<Vec<PathBuf>, ImageError> {
+        // BEGIN SOLUTION ch06 "the overlay's lower directories: the image's layers, topmost first"
+        let chains = oci::chain_ids(&image.config.rootfs.diff_ids);
+        let mut lowers = Vec::new();
+        for chain in chains.iter().rev() {
+            lowers.push(self.layer_link(chain)?);
+        }
+        Ok(lowers)
+        // END SOLUTION
+    }
+}
+
+/// The name an index entry carries, if any.
+pub fn ref_name(entry: &Descriptor) -> Option<&str> {
+    entry
+        .annotations
+        .get(ANNOTATION_REF_NAME)
+        .map(String::as_str)
+}
+
+/// 26 random upper-case letters and digits, as docker's overlay2 link names.
+fn short_name() -> Result<String, ImageError> {
+    let mut bytes = [0u8; 26];
+    File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(io_error("read", Path::new("/dev/urandom")))?;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    Ok(bytes
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect())
+}
