@@ -411,3 +411,50 @@ fn an_image_made_by_umoci_loads_and_runs_with_its_config() {
         .assert_success()
         .assert_stdout_contains(&format!("{said} set"));
 }
+
+#[test]
+fn podman_and_ferry_read_each_others_archives() {
+    let host = TestHost::new();
+    let podman = tool("podman");
+    // podman with a store of the test's own, so the host's images are untouched.
+    let store = host.dir.join("podman");
+    let podman = format!(
+        "{podman} --root {0}/root --runroot {0}/run --storage-driver vfs --cgroup-manager cgroupfs --events-backend none",
+        store.display()
+    );
+    let tarball = host.dir.join("rootfs.tar");
+    std::fs::write(&tarball, base_layer(&host)).unwrap();
+    let said = token();
+    let name = format!("localhost/pm-{}:1", token());
+    sh(&format!(
+        "{podman} import --change 'CMD [\"sh\",\"-c\",\"echo {said}\"]' {} {name}",
+        tarball.display()
+    ));
+    for format in ["oci-archive", "docker-archive"] {
+        let archive = host.dir.join(format!("{format}.tar"));
+        sh(&format!(
+            "{podman} save --format {format} -o {} {name}",
+            archive.display()
+        ));
+        host.engine(&["load", "-i", archive.to_str().unwrap()])
+            .output()
+            .assert_success()
+            .assert_stdout_contains(&format!("Loaded image: {name}"));
+        run_image(&host, &name, &[])
+            .output()
+            .assert_success()
+            .assert_stdout_contains(&said);
+    }
+    let saved = host.dir.join("ferry.tar");
+    host.engine(&["save", "-o", saved.to_str().unwrap(), &name])
+        .output()
+        .assert_success();
+    sh(&format!(
+        "{podman} rmi {name} && {podman} load -i {}",
+        saved.display()
+    ));
+    let listed = sh(&format!(
+        "{podman} images --format '{{{{.Repository}}}}:{{{{.Tag}}}}'"
+    ));
+    assert!(String::from_utf8_lossy(&listed.stdout).contains(&name));
+}

@@ -88,8 +88,9 @@ pub const BUSYBOX: (&str, &str) = ("/bin/busybox", "busybox-static");
 /// For chapter 6's interoperability tests: OCI tools that read what ferry saves.
 pub const SKOPEO: (&str, &str) = ("/usr/bin/skopeo", "skopeo");
 pub const UMOCI: (&str, &str) = ("/usr/bin/umoci", "umoci");
+pub const PODMAN: (&str, &str) = ("/usr/bin/podman", "podman");
 /// Everything the chapter tests need.
-pub const PACKAGES: &[(&str, &str)] = &[BUSYBOX, SKOPEO, UMOCI];
+pub const PACKAGES: &[(&str, &str)] = &[BUSYBOX, SKOPEO, UMOCI, PODMAN];
 
 /// Installs the missing packages with apt-get (update first; waits for the apt lock).
 pub fn ensure_packages(packages: &[(&str, &str)]) -> Result<()> {
