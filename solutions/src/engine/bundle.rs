@@ -104,7 +104,14 @@ pub fn container_whose_spec(state_root: &Path, wanted: impl Fn(&Spec) -> bool) -
         };
         match serde_json::from_str::<Spec>(&text) {
             Ok(spec) if wanted(&spec) => {
-                return Some(entry.file_name().to_string_lossy().chars().take(12).collect())
+                return Some(
+                    entry
+                        .file_name()
+                        .to_string_lossy()
+                        .chars()
+                        .take(12)
+                        .collect(),
+                )
             }
             _ => {}
         }

@@ -14,7 +14,6 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-
 /// What `volume inspect` shows (docker's fields).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]

@@ -365,26 +365,9 @@ pub fn rmi(args: &RmiArgs, state_root: &Path) -> Result<i32, CliError> {
 
 /// The short id of a container that runs `image`, if any (its spec's annotation).
 fn container_using(state_root: &Path, image: &Image) -> Option<String> {
-    let entries = std::fs::read_dir(state_root.join("containers")).ok()?;
-    for entry in entries.flatten() {
-        let Ok(text) = std::fs::read_to_string(entry.path().join("config.json")) else {
-            continue;
-        };
-        let Ok(spec) = serde_json::from_str::<crate::runtime::spec::Spec>(&text) else {
-            continue;
-        };
-        if spec.annotation(crate::runtime::spec::ANNOTATION_IMAGE) == Some(image.id().as_str()) {
-            return Some(
-                entry
-                    .file_name()
-                    .to_string_lossy()
-                    .chars()
-                    .take(12)
-                    .collect(),
-            );
-        }
-    }
-    None
+    crate::engine::bundle::container_whose_spec(state_root, |spec| {
+        spec.annotation(crate::runtime::spec::ANNOTATION_IMAGE) == Some(image.id().as_str())
+    })
 }
 
 /// `image prune`

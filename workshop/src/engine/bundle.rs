@@ -96,6 +96,31 @@ impl Bundle {
     }
 }
 
+/// The containers under `state_root` whose spec matches `wanted`: the short id of
+/// the first one (for "in use by container …" errors).
+pub fn container_whose_spec(state_root: &Path, wanted: impl Fn(&Spec) -> bool) -> Option<String> {
+    let entries = std::fs::read_dir(state_root.join("containers")).ok()?;
+    for entry in entries.flatten() {
+        let Ok(text) = std::fs::read_to_string(entry.path().join(CONFIG_FILE)) else {
+            continue;
+        };
+        match serde_json::from_str::<Spec>(&text) {
+            Ok(spec) if wanted(&spec) => {
+                return Some(
+                    entry
+                        .file_name()
+                        .to_string_lossy()
+                        .chars()
+                        .take(12)
+                        .collect(),
+                )
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 impl Drop for Bundle {
     fn drop(&mut self) {
         if !self.removed {

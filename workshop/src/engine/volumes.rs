@@ -16,9 +16,6 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::bundle::CONFIG_FILE;
-use crate::runtime::spec::Spec;
-
 /// What `volume inspect` shows (docker's fields).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -67,7 +64,7 @@ pub enum VolumeError {
 #[derive(Debug, Clone)]
 pub struct VolumeStore {
     dir: PathBuf,
-    containers: PathBuf,
+    state_root: PathBuf,
 }
 
 /// The record of a volume in its directory.
@@ -88,7 +85,7 @@ impl VolumeStore {
     pub fn new(state_root: &Path) -> VolumeStore {
         VolumeStore {
             dir: state_root.join("volumes"),
-            containers: state_root.join("containers"),
+            state_root: state_root.to_path_buf(),
         }
     }
 
@@ -261,35 +258,14 @@ impl VolumeStore {
         write_record(&self.dir.join(&volume.name), volume)
     }
 
-    /// A container whose spec mounts `volume`, if any (the containers that exist
-    /// are the directories under the state root).
+    /// A container whose spec mounts `volume`, if any.
     fn user_of(&self, volume: &Volume) -> Option<String> {
-        let entries = std::fs::read_dir(&self.containers).ok()?;
-        for entry in entries.flatten() {
-            let config = entry.path().join(CONFIG_FILE);
-            let Ok(text) = std::fs::read_to_string(&config) else {
-                continue;
-            };
-            let Ok(spec) = serde_json::from_str::<Spec>(&text) else {
-                continue;
-            };
-            let source = volume.mountpoint.display().to_string();
-            if spec
-                .mounts
+        let source = volume.mountpoint.display().to_string();
+        crate::engine::bundle::container_whose_spec(&self.state_root, |spec| {
+            spec.mounts
                 .iter()
                 .any(|m| m.source.as_deref() == Some(source.as_str()))
-            {
-                return Some(
-                    entry
-                        .file_name()
-                        .to_string_lossy()
-                        .chars()
-                        .take(12)
-                        .collect(),
-                );
-            }
-        }
-        None
+        })
     }
 }
 
