@@ -458,3 +458,35 @@ fn podman_and_ferry_read_each_others_archives() {
     ));
     assert!(String::from_utf8_lossy(&listed.stdout).contains(&name));
 }
+
+#[test]
+fn hostile_names_that_are_clamped_or_replaced_stay_inside_the_layer() {
+    let host = TestHost::new();
+    let canary = host.canary("canary", "untouched");
+    let canary_path = canary.display().to_string();
+    // An absolute name is made relative to the layer; a link then a file of the
+    // same name replaces the link instead of writing through it.
+    let layers = vec![
+        base_layer(&host),
+        images::layer(&[
+            file(&canary_path, "clamped"),
+            Entry::Symlink("x".into(), canary_path.clone()),
+            file("x", "replaced"),
+            Entry::HardLink("y".into(), "x".into()),
+            file("y", "also replaced"),
+        ]),
+    ];
+    let name = load_image(
+        &host,
+        &layers,
+        serde_json::json!({"Cmd": ["sh", "-c", &format!("cat {canary_path}; echo; cat /x; echo; cat /y")]}),
+    );
+    let out = run_image(&host, &name, &[]).output();
+    out.assert_success()
+        .assert_stdout_contains("clamped\nreplaced\nalso replaced");
+    assert_eq!(
+        std::fs::read_to_string(&canary).unwrap(),
+        "untouched",
+        "{out}"
+    );
+}
