@@ -96,6 +96,7 @@ pub fn run(args: &VolumeArgs, state_root: &Path) -> Result<i32, CliError> {
             }
         }
         VolumeCommand::Prune { all, .. } => {
+            crate::engine::sweep::sweep(state_root);
             let removed = store.prune(*all)?;
             println!("Deleted Volumes:");
             removed.iter().for_each(|name| println!("{name}"));

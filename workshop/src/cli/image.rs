@@ -372,6 +372,7 @@ fn container_using(state_root: &Path, image: &Image) -> Option<String> {
 
 /// `image prune`
 pub fn prune(all: bool, state_root: &Path) -> Result<i32, CliError> {
+    crate::engine::sweep::sweep(state_root);
     let store = Store::new(state_root);
     let mut reclaimed = 0;
     println!("Deleted Images:");

@@ -14,6 +14,7 @@ pub mod defaults;
 pub mod options;
 pub mod source;
 pub mod spec_builder;
+pub mod sweep;
 pub mod volumes;
 
 use std::path::{Path, PathBuf};
@@ -78,6 +79,8 @@ pub struct RunOutcome {
 /// container's directory and cgroup are removed on every path.
 pub fn run(options: &RunOptions, state_root: &Path) -> Result<RunOutcome, EngineError> {
     options.check()?;
+    // What a ferry killed with SIGKILL left behind goes first.
+    sweep::sweep(state_root);
     let source = source::Source::of(options, state_root)?;
     // An image's config fills in what the user did not say (chapter 6).
     let options = &match &source.image {
