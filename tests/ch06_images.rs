@@ -490,3 +490,77 @@ fn hostile_names_that_are_clamped_or_replaced_stay_inside_the_layer() {
         "{out}"
     );
 }
+
+/// A tar whose first entry carries a GNU long name of `len` bytes.
+fn long_name_archive(len: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::GNULongName);
+    header.set_size(len as u64);
+    header.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+    header.set_cksum();
+    out.extend_from_slice(header.as_bytes());
+    out.resize(out.len() + len.div_ceil(512) * 512, b'a');
+    out.extend_from_slice(&images::layer(&[file("after", "x")]));
+    out
+}
+
+#[test]
+fn archive_headers_and_failed_loads_cannot_fill_memory_or_the_store() {
+    let host = TestHost::new();
+    // 64 MiB of long name, gzipped to a few kB: read into memory whole by a naive
+    // tar parser.
+    let bomb = host.dir.join("bomb.tar.gz");
+    std::fs::write(&bomb, images::gzip(&long_name_archive(64 << 20))).unwrap();
+    let out = host
+        .engine(&["load", "-i", bomb.to_str().unwrap()])
+        .output();
+    assert_ne!(out.code, 0, "{out}");
+    assert!(
+        out.stderr.contains("over their limit") || out.stderr.contains("extension headers"),
+        "{out}"
+    );
+    // A failed load leaves nothing in the store.
+    let junk = host.dir.join("junk.tar");
+    let blob = vec![b'z'; 1 << 20];
+    let mut builder = tar::Builder::new(std::fs::File::create(&junk).unwrap());
+    let mut header = tar::Header::new_ustar();
+    header.set_size(blob.len() as u64);
+    header.set_cksum();
+    builder
+        .append_data(&mut header, "l0/layer.tar", &blob[..])
+        .unwrap();
+    builder.finish().unwrap();
+    drop(builder);
+    let out = host
+        .engine(&["load", "-i", junk.to_str().unwrap()])
+        .output();
+    out.assert_code(1)
+        .assert_stderr_contains("neither index.json nor manifest.json");
+    let blobs = host.state.join("images/blobs/sha256");
+    let left = std::fs::read_dir(&blobs).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "a failed load left {left} blobs in the store");
+}
+
+#[test]
+fn save_never_writes_through_a_planted_file() {
+    let host = TestHost::new();
+    let name = load_image(
+        &host,
+        &[base_layer(&host)],
+        serde_json::json!({"Cmd": ["true"]}),
+    );
+    let victim = host.canary("victim", "untouched");
+    for planted in ["out.partial", "out.tar.partial", ".out.tar.partial"] {
+        let _ = std::os::unix::fs::symlink(&victim, host.dir.join(planted));
+    }
+    let out = host.dir.join("out.tar");
+    host.engine(&["save", "-o", out.to_str().unwrap(), &name])
+        .output()
+        .assert_success();
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+    assert!(!std::fs::symlink_metadata(&out)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}

@@ -33,6 +33,12 @@ impl Source {
         let name = options.image.as_deref().unwrap_or_default();
         let store = Store::new(state_root);
         let image = store.resolve(name)?;
+        if image.manifest.layers.is_empty() {
+            return Err(crate::images::ImageError::Archive {
+                why: format!("the image {name} has no layers: there is nothing to run"),
+            }
+            .into());
+        }
         Ok(Source {
             lowers: store.lowers(&image)?,
             image: Some(image),

@@ -48,7 +48,7 @@ fn maybe_gunzip<'a>(reader: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
 /// What an archive held, once read.
 #[derive(Default)]
 struct Contents {
-    /// Small documents by path: index.json, manifest.json, legacy configs.
+    /// index.json and manifest.json, the only documents kept in memory.
     documents: BTreeMap<String, Vec<u8>>,
     /// Blobs stored, by the path they came under.
     blobs: BTreeMap<String, Digest>,
@@ -71,16 +71,33 @@ fn entry_name(path: &std::path::Path) -> Option<String> {
     Some(parts.join("/"))
 }
 
-/// Reads an archive: blobs into the store, documents into memory.
+/// The most bytes of extension headers (GNU long names, PAX records) before one
+/// entry: the tar parser reads them into memory whole.
+const HEADER_CAP: u64 = 1 << 20;
+
+/// Reads an archive: blobs into the store, the two top documents into memory.
 fn read_archive(store: &Store, reader: impl Read) -> Result<Contents, ImageError> {
     let reader = maybe_gunzip(reader).map_err(|e| archive_error(e.to_string()))?;
+    let budget = std::rc::Rc::new(super::layer::HeaderBudget::default());
+    let reader = super::layer::Budgeted {
+        inner: reader,
+        budget: std::rc::Rc::clone(&budget),
+    };
     let mut archive = tar::Archive::new(reader);
     let mut contents = Contents::default();
-    let entries = archive
+    let mut entries = archive
         .entries()
         .map_err(|e| archive_error(e.to_string()))?;
-    for (count, entry) in entries.enumerate() {
-        if count >= ENTRY_CAP {
+    let mut count = 0;
+    loop {
+        budget.start(HEADER_CAP);
+        let next = entries.next();
+        budget.stop();
+        let Some(entry) = next else {
+            break;
+        };
+        count += 1;
+        if count > ENTRY_CAP {
             return Err(archive_error(format!("more than {ENTRY_CAP} entries")));
         }
         let mut entry = entry.map_err(|e| archive_error(format!("a broken tar entry: {e}")))?;
@@ -129,11 +146,14 @@ fn read_archive(store: &Store, reader: impl Read) -> Result<Contents, ImageError
                     cap: DOCUMENT_CAP,
                 });
             }
-            if name != "index.json" && name != "manifest.json" {
+            if name == "index.json" || name == "manifest.json" {
+                contents.documents.insert(name, bytes);
+            } else {
+                // Legacy configs (`HEX.json`) are blobs; only the two top documents
+                // stay in memory.
                 let (digest, _) = store.put_blob(&bytes[..], None, DOCUMENT_CAP)?;
-                contents.blobs.insert(name.clone(), digest);
+                contents.blobs.insert(name, digest);
             }
-            contents.documents.insert(name, bytes);
         } else if name.ends_with("/layer.tar") || name.ends_with(".tar") {
             let (digest, _) = store.put_blob(&mut entry, None, BLOB_CAP)?;
             contents.blobs.insert(name, digest);
@@ -173,8 +193,20 @@ impl Contents {
     }
 }
 
-/// Loads every image of an archive into the store; what was loaded.
+/// Loads every image of an archive into the store; what was loaded. While it runs,
+/// a lease keeps the store's garbage collection from taking the blobs it wrote
+/// before their image is in the index; if it fails, what it wrote goes.
 pub fn load(store: &Store, reader: impl Read) -> Result<Vec<Loaded>, ImageError> {
+    let lease = store.lease()?;
+    let loaded = load_leased(store, reader);
+    drop(lease);
+    if loaded.is_err() {
+        let _ = store.collect_garbage();
+    }
+    loaded
+}
+
+fn load_leased(store: &Store, reader: impl Read) -> Result<Vec<Loaded>, ImageError> {
     let contents = read_archive(store, reader)?;
     let mut loaded = Vec::new();
     if let Some(bytes) = contents.documents.get("index.json") {

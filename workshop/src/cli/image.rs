@@ -264,8 +264,29 @@ pub fn save(args: &SaveArgs, state_root: &Path) -> Result<i32, CliError> {
         };
         chosen.push((image, names));
     }
-    let temp = args.output.with_extension("partial");
-    let file = std::fs::File::create(&temp).map_err(|source| ImageError::Io {
+    // A private temporary file next to the output (O_CREAT|O_EXCL|O_NOFOLLOW, 0600,
+    // a random name): nothing planted at a guessable name is written through.
+    let dir = args
+        .output
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let random = crate::id::ContainerId::generate().map_err(|source| ImageError::Io {
+        action: "name",
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let temp = dir.join(format!(".{}.partial", &random.as_str()[..16]));
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&temp)
+    }
+    .map_err(|source| ImageError::Io {
         action: "create",
         path: temp.clone(),
         source,
@@ -324,7 +345,19 @@ pub fn tag(args: &TagArgs, state_root: &Path) -> Result<i32, CliError> {
 pub fn rmi(args: &RmiArgs, state_root: &Path) -> Result<i32, CliError> {
     let store = Store::new(state_root);
     for text in &args.images {
-        let image = store.resolve(text)?;
+        let image = match store.resolve(text) {
+            Ok(image) => image,
+            // A name whose image is broken in the store (a blob lost or changed
+            // behind its back) can still be removed.
+            Err(ImageError::NotFound { .. })
+                if Reference::parse(text).is_ok_and(|r| store.untag(&r).is_ok()) =>
+            {
+                println!("Untagged: {text}");
+                store.collect_garbage()?;
+                continue;
+            }
+            Err(error) => return Err(error.into()),
+        };
         if let (false, Some(container)) = (args.force, container_using(state_root, &image)) {
             return Err(ImageError::InUse {
                 name: text.clone(),

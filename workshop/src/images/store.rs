@@ -118,6 +118,39 @@ impl Store {
         })
     }
 
+    /// Takes a lease for a load or an import: until it is dropped, garbage
+    /// collection leaves the store alone, so the blobs and layers written before the
+    /// image is in the index are not taken for garbage (containerd's leases). A
+    /// lease is a file in `tmp/` naming its process; one whose process is gone is
+    /// stale and ignored.
+    pub fn lease(&self) -> Result<Lease, ImageError> {
+        let path = self.temp_path("lease")?;
+        let pid = std::process::id() as i32;
+        let start = crate::runtime::state::process_start_time(pid).unwrap_or(0);
+        std::fs::write(&path, format!("{pid} {start}")).map_err(io_error("write", &path))?;
+        Ok(Lease { path })
+    }
+
+    /// Whether a lease of a live process other than this one is held.
+    fn leased(&self) -> bool {
+        let own = std::process::id() as i32;
+        std::fs::read_dir(self.dir.join("tmp"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("lease-"))
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .any(|text| {
+                let mut fields = text.split_whitespace().map(|f| f.parse::<u64>().ok());
+                match (fields.next().flatten(), fields.next().flatten()) {
+                    (Some(pid), Some(start)) if pid as i32 != own => {
+                        crate::runtime::state::process_start_time(pid as i32) == Some(start)
+                    }
+                    _ => false,
+                }
+            })
+    }
+
     /// Where the blob `digest` lives.
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.dir.join("blobs/sha256").join(digest.hex())
@@ -248,11 +281,18 @@ impl Store {
         self.dir.join("layers").join(chain.hex()).join("diff")
     }
 
-    /// The layer's short path for overlay's lowerdir: `l/SHORT`.
+    /// The layer's short path for overlay's lowerdir: `l/SHORT`. The short name
+    /// read back from disk is checked before it becomes part of a path.
     pub fn layer_link(&self, chain: &Digest) -> Result<PathBuf, ImageError> {
         let link = self.dir.join("layers").join(chain.hex()).join("link");
         let short = std::fs::read_to_string(&link).map_err(io_error("read", &link))?;
-        Ok(self.dir.join("l").join(short.trim()))
+        let short = short.trim();
+        if !is_short_name(short) {
+            return Err(ImageError::MissingBlob {
+                digest: chain.clone(),
+            });
+        }
+        Ok(self.dir.join("l").join(short))
     }
 
     /// Unpacks the blob `layer` as the layer `chain` unless it is already there:
@@ -290,10 +330,12 @@ impl Store {
             if final_dir.join("link").exists() {
                 return Ok(()); // another ferry unpacked it meanwhile
             }
-            std::fs::rename(&temp, &final_dir).map_err(io_error("rename", &final_dir))?;
+            // The short link first: a crash before the rename leaves a dangling
+            // link (garbage collection removes it), never a layer without its link.
             let link = self.dir.join("l").join(&short);
             std::os::unix::fs::symlink(format!("../layers/{}/diff", chain.hex()), &link)
-                .map_err(io_error("link", &link))
+                .map_err(io_error("link", &link))?;
+            std::fs::rename(&temp, &final_dir).map_err(io_error("rename", &final_dir))
         })();
         if temp.exists() {
             let _ = std::fs::remove_dir_all(&temp);
@@ -330,8 +372,15 @@ impl Store {
     /// dangling image). A name moves from whatever image had it before.
     pub fn add_image(&self, manifest: &Descriptor, names: &[Reference]) -> Result<(), ImageError> {
         let _guard = self.lock()?;
+        if !self.has_blob(&manifest.digest) {
+            return Err(ImageError::MissingBlob {
+                digest: manifest.digest.clone(),
+            });
+        }
         let mut index = self.read_index()?;
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        names.sort();
+        names.dedup();
         index.manifests.retain(|entry| match ref_name(entry) {
             Some(name) => !names.contains(&name.to_string()),
             None => entry.digest != manifest.digest,
@@ -369,8 +418,25 @@ impl Store {
                 image.names.extend(name);
                 continue;
             }
-            let manifest: Manifest = self.read_json(&entry.digest, "manifest")?;
-            let config: ImageConfig = self.read_json(&manifest.config.digest, "image config")?;
+            // One broken entry (a blob changed or lost behind the store's back) must
+            // not take every command down: it is skipped, and `rmi NAME` still
+            // removes its name.
+            let documents = self
+                .read_json::<Manifest>(&entry.digest, "manifest")
+                .and_then(|m| {
+                    let config = self.read_json::<ImageConfig>(&m.config.digest, "image config")?;
+                    Ok((m, config))
+                });
+            let (manifest, config) = match documents {
+                Ok(documents) => documents,
+                Err(error) => {
+                    log::warn!(
+                        "skipping a broken image in the store: {}",
+                        crate::errors::chain(&error)
+                    );
+                    continue;
+                }
+            };
             images.push(Image {
                 names: name.into_iter().collect(),
                 manifest_digest: entry.digest.clone(),
@@ -458,17 +524,29 @@ impl Store {
     }
 
     /// Removes the blobs and layers no image in the index refers to.
+    /// Nothing is collected while another process holds a lease (a load in
+    /// progress); then `tmp/` is emptied too.
     pub fn collect_garbage(&self) -> Result<(), ImageError> {
         let _guard = self.lock()?;
+        if self.leased() {
+            log::debug!("a load is in progress: garbage collection waits for the next time");
+            return Ok(());
+        }
         let index = self.read_index()?;
         let mut blobs = Vec::new();
         let mut chains = Vec::new();
         for entry in &index.manifests {
-            let manifest: Manifest = self.read_json(&entry.digest, "manifest")?;
-            let config: ImageConfig = self.read_json(&manifest.config.digest, "image config")?;
+            // A broken entry keeps what it still names.
             blobs.push(entry.digest.hex().to_string());
+            let Ok(manifest) = self.read_json::<Manifest>(&entry.digest, "manifest") else {
+                continue;
+            };
             blobs.push(manifest.config.digest.hex().to_string());
             blobs.extend(manifest.layers.iter().map(|l| l.digest.hex().to_string()));
+            let Ok(config) = self.read_json::<ImageConfig>(&manifest.config.digest, "image config")
+            else {
+                continue;
+            };
             chains.extend(
                 oci::chain_ids(&config.rootfs.diff_ids)
                     .iter()
@@ -490,11 +568,18 @@ impl Store {
         }
         for (name, path) in entries("layers") {
             if !chains.contains(&name) {
-                if let Ok(short) = std::fs::read_to_string(path.join("link")) {
-                    let _ = std::fs::remove_file(self.dir.join("l").join(short.trim()));
-                }
                 std::fs::remove_dir_all(&path).map_err(io_error("remove", &path))?;
             }
+        }
+        // Short links whose layer is gone (or never arrived), and whatever a
+        // killed load left in tmp/ (no lease is held now).
+        for (name, path) in entries("l") {
+            if !is_short_name(&name) || !path.exists() {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+        for (_, path) in entries("tmp") {
+            let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
         }
         Ok(())
     }
@@ -525,6 +610,26 @@ impl Store {
         todo!("chapter 6 (images): the overlay's lower directories: the image's layers, topmost first — see chapters/06-images.md")
         // END SOLUTION
     }
+}
+
+/// A lease on the store (see [`Store::lease`]), released on drop.
+#[derive(Debug)]
+pub struct Lease {
+    path: PathBuf,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Whether `name` is a short layer name as ferry makes them: 26 of `A-Z0-9`.
+fn is_short_name(name: &str) -> bool {
+    name.len() == 26
+        && name
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
 /// The name an index entry carries, if any.

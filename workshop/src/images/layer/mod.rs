@@ -61,6 +61,9 @@
 mod entries;
 mod stream;
 
+/// The tar parser's extension headers, capped: the archive reader needs them too.
+pub use stream::{Budgeted, HeaderBudget};
+
 use std::fmt;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -71,7 +74,7 @@ use nix::errno::Errno;
 use crate::safe_path::{Root, SafePathError};
 
 use entries::Unpacker;
-use stream::{blame, check_digest, verify, Budgeted, Decompressor, HeaderBudget, Metered};
+use stream::{blame, check_digest, verify, Decompressor, Metered};
 
 /// How a layer blob is compressed, as the end of its media type says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -180,7 +180,7 @@ impl<R: Read> Read for Metered<R> {
 /// How many bytes of extension headers the parser may still read before it hands
 /// out the next entry (`None`: not counting, an entry's body is being read).
 #[derive(Debug, Default)]
-pub(super) struct HeaderBudget {
+pub struct HeaderBudget {
     remaining: Cell<Option<u64>>,
     exceeded: Cell<bool>,
 }
@@ -188,12 +188,12 @@ pub(super) struct HeaderBudget {
 impl HeaderBudget {
     /// Counts the extension headers from here on, up to `limit` bytes: the parser
     /// is about to read the headers of the next entry.
-    pub(super) fn start(&self, limit: u64) {
+    pub fn start(&self, limit: u64) {
         self.remaining.set(Some(limit));
     }
 
     /// Stops counting: the parser has handed out an entry, whose body is read next.
-    pub(super) fn stop(&self) {
+    pub fn stop(&self) {
         self.remaining.set(None);
     }
 }
@@ -201,9 +201,9 @@ impl HeaderBudget {
 /// The reader under the tar parser, which fails when the [`HeaderBudget`] runs out.
 /// The `tar` crate reads a PAX header or a GNU long name into memory whole, however
 /// large its header says it is; this stops it before it has read too much.
-pub(super) struct Budgeted<R> {
-    pub(super) inner: R,
-    pub(super) budget: Rc<HeaderBudget>,
+pub struct Budgeted<R> {
+    pub inner: R,
+    pub budget: Rc<HeaderBudget>,
 }
 
 impl<R: Read> Read for Budgeted<R> {
