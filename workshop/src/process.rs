@@ -106,3 +106,11 @@ pub fn exit_code(status: WaitStatus) -> i32 {
     todo!("chapter 0 (process): turn a wait status into an exit code (128+n for signal n) — see chapters/00-process.md")
     // END SOLUTION
 }
+
+/// When process `pid` started (field 22 of /proc/PID/stat, see proc(5)).
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    // The first field after the name is field 3.
+    after_name.split_whitespace().nth(22 - 3)?.parse().ok()
+}

@@ -124,7 +124,7 @@ impl Store {
     pub fn lease(&self) -> Result<Lease, ImageError> {
         let path = self.temp_path("lease")?;
         let pid = std::process::id() as i32;
-        let start = crate::runtime::state::process_start_time(pid).unwrap_or(0);
+        let start = crate::process::start_time(pid).unwrap_or(0);
         std::fs::write(&path, format!("{pid} {start}")).map_err(io_error("write", &path))?;
         Ok(Lease { path })
     }
@@ -142,7 +142,7 @@ impl Store {
                 let mut fields = text.split_whitespace().map(|f| f.parse::<u64>().ok());
                 match (fields.next().flatten(), fields.next().flatten()) {
                     (Some(pid), Some(start)) if pid as i32 != own => {
-                        crate::runtime::state::process_start_time(pid as i32) == Some(start)
+                        crate::process::start_time(pid as i32) == Some(start)
                     }
                     _ => false,
                 }

@@ -126,13 +126,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     })
 }
 
-/// When process `pid` started (field 22 of /proc/PID/stat, see proc(5)).
-pub fn process_start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    // The first field after the name is field 3.
-    after_name.split_whitespace().nth(22 - 3)?.parse().ok()
-}
+pub use crate::process::start_time as process_start_time;
 
 #[cfg(test)]
 mod tests {
