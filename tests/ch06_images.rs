@@ -39,6 +39,19 @@ fn load_image(host: &TestHost, layers: &[Vec<u8>], run: serde_json::Value) -> St
     name
 }
 
+/// Loads `archive`, which must name its image `name`, and runs it with its own
+/// command, which must say `said`.
+fn load_and_run(host: &TestHost, archive: &Path, name: &str, said: &str) {
+    host.engine(&["load", "-i", archive.to_str().unwrap()])
+        .output()
+        .assert_success()
+        .assert_stdout_contains(&format!("Loaded image: {name}"));
+    run_image(host, name, &[])
+        .output()
+        .assert_success()
+        .assert_stdout_contains(said);
+}
+
 /// `ENGINE run --cgroup-parent P IMAGE ARGS...`
 fn run_image<'h>(host: &'h TestHost, image: &str, args: &[&str]) -> support::Invocation<'h> {
     let mut all = vec!["run", "--cgroup-parent", &host.cgroup_parent, image];
@@ -128,14 +141,7 @@ fn a_docker_save_archive_loads_and_runs() {
     let archive = host.dir.join("docker.tar");
     let tag = format!("legacy-{}:latest", token());
     images::docker_archive(&archive, &layers, &config, &tag);
-    host.engine(&["load", "-i", archive.to_str().unwrap()])
-        .output()
-        .assert_success()
-        .assert_stdout_contains(&format!("Loaded image: {tag}"));
-    run_image(&host, &tag, &[])
-        .output()
-        .assert_success()
-        .assert_stdout_contains("from-docker-archive");
+    load_and_run(&host, &archive, &tag, "from-docker-archive");
 }
 
 #[test]
@@ -436,14 +442,7 @@ fn podman_and_ferry_read_each_others_archives() {
             "{podman} save --format {format} -o {} {name}",
             archive.display()
         ));
-        host.engine(&["load", "-i", archive.to_str().unwrap()])
-            .output()
-            .assert_success()
-            .assert_stdout_contains(&format!("Loaded image: {name}"));
-        run_image(&host, &name, &[])
-            .output()
-            .assert_success()
-            .assert_stdout_contains(&said);
+        load_and_run(&host, &archive, &name, &said);
     }
     let saved = host.dir.join("ferry.tar");
     host.engine(&["save", "-o", saved.to_str().unwrap(), &name])
