@@ -89,8 +89,10 @@ pub const BUSYBOX: (&str, &str) = ("/bin/busybox", "busybox-static");
 pub const SKOPEO: (&str, &str) = ("/usr/bin/skopeo", "skopeo");
 pub const UMOCI: (&str, &str) = ("/usr/bin/umoci", "umoci");
 pub const PODMAN: (&str, &str) = ("/usr/bin/podman", "podman");
+/// For chapter 7: the CNCF distribution registry, started by the tests and the demo.
+pub const REGISTRY: (&str, &str) = ("/usr/bin/docker-registry", "docker-registry");
 /// Everything the chapter tests need.
-pub const PACKAGES: &[(&str, &str)] = &[BUSYBOX, SKOPEO, UMOCI, PODMAN];
+pub const PACKAGES: &[(&str, &str)] = &[BUSYBOX, SKOPEO, UMOCI, PODMAN, REGISTRY];
 
 /// Installs the missing packages with apt-get (update first; waits for the apt lock).
 pub fn ensure_packages(packages: &[(&str, &str)]) -> Result<()> {
