@@ -15,6 +15,7 @@ mod tests {
         ("cli", 4),
         ("engine", 3),
         ("runtime", 2),
+        ("registry", 2),
         ("cgroups", 1),
         ("clock", 1),
         ("images", 1),
