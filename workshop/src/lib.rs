@@ -22,6 +22,7 @@ pub mod namespaces;
 pub mod note;
 pub mod privileges;
 pub mod process;
+pub mod registry;
 pub mod rootfs;
 pub mod runtime;
 pub mod safe_path;

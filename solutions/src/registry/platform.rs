@@ -108,20 +108,31 @@ fn is_attestation(entry: &Descriptor) -> bool {
             .is_some_and(|p| p.os == "unknown" || p.architecture == "unknown")
 }
 
-/// The entry of `index` for `wanted`: the first whose normalised platform is
-/// `wanted`, attestations skipped. The error lists what the index has.
+/// The entry of `index` for `wanted`: the first that is not an attestation and
+/// whose normalised platform is `wanted`.
+fn matching<'a>(index: &'a Index, wanted: &Platform) -> Option<&'a Descriptor> {
+    // BEGIN SOLUTION ch07 "pick the index entry for this platform, skipping attestation manifests"
+    index
+        .manifests
+        .iter()
+        .filter(|entry| !is_attestation(entry))
+        .find(|entry| Platform::of(entry).as_ref() == Some(wanted))
+    // END SOLUTION
+}
+
+/// The entry of `index` for `wanted`; the error lists what the index has.
 pub fn select<'a>(
     index: &'a Index,
     wanted: &Platform,
     reference: &str,
 ) -> Result<&'a Descriptor, RegistryError> {
-    // BEGIN SOLUTION ch07 "pick the index entry for this platform, skipping attestation manifests"
-    let images = || index.manifests.iter().filter(|e| !is_attestation(e));
-    if let Some(entry) = images().find(|e| Platform::of(e).as_ref() == Some(wanted)) {
+    if let Some(entry) = matching(index, wanted) {
         return Ok(entry);
     }
-    // END SOLUTION
-    let available: Vec<String> = images()
+    let available: Vec<String> = index
+        .manifests
+        .iter()
+        .filter(|entry| !is_attestation(entry))
         .filter_map(Platform::of)
         .map(|p| p.to_string())
         .collect();

@@ -121,6 +121,10 @@ pub enum ImageCommand {
     Save(SaveArgs),
     Import(ImportArgs),
     Tag(TagArgs),
+    /// Download an image from a registry
+    Pull(super::registry::PullArgs),
+    /// Upload an image to a registry
+    Push(super::registry::PushArgs),
 }
 
 fn reference(text: &str) -> Result<Reference, CliError> {

@@ -7,6 +7,7 @@
 
 pub mod image;
 mod mounts;
+pub mod registry;
 mod run;
 mod table;
 mod volume;
@@ -57,6 +58,14 @@ pub enum Command {
     Rmi(image::RmiArgs),
     /// Show how an image was made
     History(image::HistoryArgs),
+    /// Download an image from a registry
+    Pull(registry::PullArgs),
+    /// Upload an image to a registry
+    Push(registry::PushArgs),
+    /// Log in to a registry (credentials go to docker's config.json)
+    Login(registry::LoginArgs),
+    /// Log out from a registry
+    Logout(registry::LogoutArgs),
 }
 
 /// Parses the arguments, runs the command and returns the process exit code.
@@ -114,6 +123,10 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
         Command::Tag(args) => image::tag(&args, &state_root),
         Command::Rmi(args) => image::rmi(&args, &state_root),
         Command::History(args) => image::history(&args, &state_root),
+        Command::Pull(args) => registry::pull(&args, &state_root),
+        Command::Push(args) => registry::push(&args, &state_root),
+        Command::Login(args) => registry::login(&args, &state_root),
+        Command::Logout(args) => registry::logout(&args),
         Command::Image(args) => match args.command {
             image::ImageCommand::Ls(args) => image::images(&args, &state_root),
             image::ImageCommand::Inspect { images } => image::inspect(&images, &state_root),
@@ -124,6 +137,8 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             image::ImageCommand::Save(args) => image::save(&args, &state_root),
             image::ImageCommand::Import(args) => image::import(&args, &state_root),
             image::ImageCommand::Tag(args) => image::tag(&args, &state_root),
+            image::ImageCommand::Pull(args) => registry::pull(&args, &state_root),
+            image::ImageCommand::Push(args) => registry::push(&args, &state_root),
         },
     }
 }

@@ -123,6 +123,17 @@ pub struct RunArgs {
     #[arg(long = "device", value_name = "DEVICE")]
     pub device: Vec<String>,
 
+    /// When to pull the image from its registry
+    #[arg(long, value_enum, default_value_t, value_name = "WHEN")]
+    pub pull: super::registry::PullPolicy,
+
+    /// The platform to pull for a multi-platform image [default: this machine's]
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+
+    #[command(flatten)]
+    pub registry: super::registry::RegistryFlags,
+
     /// The image (without --rootfs), then the command to run and its arguments
     #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -151,11 +162,29 @@ pub enum CliError {
     Volume(#[from] crate::engine::volumes::VolumeError),
     #[error(transparent)]
     Image(#[from] crate::images::ImageError),
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+    #[error(transparent)]
+    RunPull(crate::registry::RegistryError),
 }
 
 /// Runs `args`; the container's exit code.
 pub fn run(args: &RunArgs, state_root: &Path) -> Result<i32, CliError> {
     let options = options(args)?;
+    if let Some(image) = &options.image {
+        super::registry::pull_for_run(
+            image,
+            args.pull,
+            args.platform.as_deref(),
+            &args.registry,
+            state_root,
+        )
+        .map_err(|error| match error {
+            // docker run exits 125 when it cannot get its image.
+            CliError::Registry(error) => CliError::RunPull(error),
+            other => other,
+        })?;
+    }
     let outcome = engine::run(&options, state_root).map_err(|error| flag_error(error, args))?;
     if outcome.exit.oom_kills > 0 {
         let limit = outcome
@@ -341,19 +370,22 @@ impl CliError {
                 *exit_code
             }
             // docker's CLI exits 1 when the daemon refuses a volume command.
-            CliError::Volume(_) | CliError::Image(_) => 1,
+            CliError::Volume(_) | CliError::Image(_) | CliError::Registry(_) => 1,
             _ => EXIT_ENGINE_FAILED,
         }
     }
 
     /// The likely cause and the chapter that explains it.
     pub fn hint(&self) -> Option<String> {
+        if let CliError::Registry(error) | CliError::RunPull(error) = self {
+            return error.hint();
+        }
         let CliError::Engine(error) = self else {
             return None;
         };
         match error {
             EngineError::Image(crate::images::ImageError::NotFound { .. }) => Some(
-                "load it first (`load -i FILE`, `import`; `pull` comes with chapter 7), or name a directory with --rootfs (see chapters/06-images.md)".into(),
+                "pull it (`pull NAME`), load it (`load -i FILE`, `import`), or name a directory with --rootfs (see chapters/06-images.md and chapters/07-registry.md)".into(),
             ),
             EngineError::RootfsMissing { .. } | EngineError::RootfsNotDirectory { .. } => Some(
                 "--rootfs needs a directory holding the container's files, such as an unpacked busybox (see chapters/00-process.md)".into(),

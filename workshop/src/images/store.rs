@@ -295,33 +295,90 @@ impl Store {
         Ok(self.dir.join("l").join(short))
     }
 
-    /// Unpacks the blob `layer` as the layer `chain` unless it is already there:
-    /// into `tmp/`, then renamed whole to `layers/CHAIN`, with its short link.
+    /// Whether the layer `chain` is unpacked in the store.
+    pub fn has_layer(&self, chain: &Digest) -> bool {
+        self.dir
+            .join("layers")
+            .join(chain.hex())
+            .join("link")
+            .exists()
+    }
+
+    /// Unpacks the stored blob `layer` as the layer `chain` unless it is already
+    /// there.
     pub fn unpack_layer(
         &self,
         layer: &Descriptor,
         diff_id: &Digest,
         chain: &Digest,
     ) -> Result<(), ImageError> {
-        let final_dir = self.dir.join("layers").join(chain.hex());
-        if final_dir.join("link").exists() {
+        if self.has_layer(chain) {
             return Ok(());
         }
+        let blob = self.blob_path(&layer.digest);
+        let file = File::open(&blob).map_err(io_error("open", &blob))?;
+        self.unpack_stream(file, None, layer, diff_id, chain)
+    }
+
+    /// Stores the layer blob `layer` as it arrives from `reader` (a registry) and
+    /// unpacks it as the layer `chain` in the same pass: the bytes are written to a
+    /// temporary blob file while they are hashed, decompressed and unpacked. Only
+    /// when the digest, the size and the diff id check out are the blob and the
+    /// layer renamed into place; nothing unverified is ever under a digest.
+    pub fn put_layer(
+        &self,
+        reader: impl Read,
+        layer: &Descriptor,
+        diff_id: &Digest,
+        chain: &Digest,
+    ) -> Result<(), ImageError> {
+        if self.has_layer(chain) {
+            // Only the blob is missing (the layer came with another image).
+            self.put_blob(reader, Some((&layer.digest, Some(layer.size))), layer.size)?;
+            return Ok(());
+        }
+        let temp_blob = self.temp_path("blob")?;
+        let file = File::create(&temp_blob).map_err(io_error("create", &temp_blob))?;
+        let tee = Tee {
+            inner: reader,
+            copy: io::BufWriter::new(file),
+        };
+        let result = self.unpack_stream(tee, Some(&temp_blob), layer, diff_id, chain);
+        let _ = std::fs::remove_file(&temp_blob);
+        result
+    }
+
+    /// Unpacks `reader` into `tmp/`, then renames it whole to `layers/CHAIN` with
+    /// its short link; with `temp_blob` (where a [`Tee`] wrote the same bytes), the
+    /// blob is renamed into place first.
+    fn unpack_stream(
+        &self,
+        reader: impl Read,
+        temp_blob: Option<&Path>,
+        layer: &Descriptor,
+        diff_id: &Digest,
+        chain: &Digest,
+    ) -> Result<(), ImageError> {
+        let final_dir = self.dir.join("layers").join(chain.hex());
         let temp = self.temp_path("layer")?;
         let diff = temp.join("diff");
         std::fs::create_dir_all(&diff).map_err(io_error("create", &diff))?;
         let result = (|| {
-            let blob = self.blob_path(&layer.digest);
-            let file = File::open(&blob).map_err(io_error("open", &blob))?;
             let compression = super::compression_of(&layer.media_type)?;
             let unpacked = super::unpack::apply_layer(
-                file,
+                reader,
                 compression,
                 &diff,
                 &layer.digest,
                 Some(layer.size),
                 diff_id,
             )?;
+            if let Some(temp_blob) = temp_blob {
+                let file = File::open(temp_blob).map_err(io_error("open", temp_blob))?;
+                file.sync_all().map_err(io_error("sync", temp_blob))?;
+                let path = self.blob_path(&layer.digest);
+                std::fs::rename(temp_blob, &path).map_err(io_error("rename", &path))?;
+            }
             let short = short_name()?;
             std::fs::write(temp.join("link"), &short).map_err(io_error("write", &temp))?;
             std::fs::write(temp.join("size"), unpacked.to_string())
@@ -341,6 +398,33 @@ impl Store {
             let _ = std::fs::remove_dir_all(&temp);
         }
         result
+    }
+
+    /// Records that the blob `digest` came from the repository `name`
+    /// (`REGISTRY/REPOSITORY`), so that a push to another repository of the same
+    /// registry can mount it instead of uploading it again (docker's "Mounted from").
+    pub fn record_source(&self, digest: &Digest, name: &str) -> Result<(), ImageError> {
+        let dir = self.dir.join("sources");
+        std::fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
+        let path = dir.join(digest.hex());
+        let mut names = self.sources(digest);
+        if names.iter().any(|n| n == name) {
+            return Ok(());
+        }
+        names.push(name.to_string());
+        let temp = self.temp_path("sources")?;
+        std::fs::write(&temp, names.join("\n") + "\n").map_err(io_error("write", &temp))?;
+        std::fs::rename(&temp, &path).map_err(io_error("rename", &path))
+    }
+
+    /// The repositories the blob `digest` is known to come from.
+    pub fn sources(&self, digest: &Digest) -> Vec<String> {
+        let path = self.dir.join("sources").join(digest.hex());
+        let mut text = String::new();
+        if let Ok(file) = File::open(&path) {
+            let _ = file.take(64 << 10).read_to_string(&mut text);
+        }
+        text.lines().map(str::to_string).collect()
     }
 
     fn read_index(&self) -> Result<Index, ImageError> {
@@ -481,7 +565,12 @@ impl Store {
                 image.names.iter().any(|name| {
                     name.name() == reference.name()
                         && match (&reference.digest, &reference.tag) {
-                            (Some(digest), _) => *digest == image.manifest_digest,
+                            // A name can pin the digest of a multi-platform index
+                            // (what was pulled), not the manifest's.
+                            (Some(digest), _) => {
+                                *digest == image.manifest_digest
+                                    || name.digest.as_ref() == Some(digest)
+                            }
                             (None, tag) => name.tag == *tag,
                         }
                 })
@@ -564,6 +653,11 @@ impl Store {
         for (name, path) in entries("blobs/sha256") {
             if !blobs.contains(&name) {
                 std::fs::remove_file(&path).map_err(io_error("remove", &path))?;
+            }
+        }
+        for (name, path) in entries("sources") {
+            if !blobs.contains(&name) {
+                let _ = std::fs::remove_file(&path);
             }
         }
         for (name, path) in entries("layers") {
@@ -651,4 +745,21 @@ fn short_name() -> Result<String, ImageError> {
         .iter()
         .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
         .collect())
+}
+
+/// A reader that writes a copy of everything read through it.
+struct Tee<R, W> {
+    inner: R,
+    copy: W,
+}
+
+impl<R: Read, W: io::Write> Read for Tee<R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.copy.write_all(&buf[..n])?;
+        if n == 0 {
+            self.copy.flush()?;
+        }
+        Ok(n)
+    }
 }
