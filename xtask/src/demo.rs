@@ -11,7 +11,7 @@ use crate::manifest::project_root;
 use crate::util;
 
 pub fn run() -> Result<()> {
-    util::ensure_packages(&[util::BUSYBOX])?;
+    util::ensure_packages(&[util::BUSYBOX, util::REGISTRY])?;
     println!("building the engine and the probe ...");
     util::run(util::cargo().args(["build", "--quiet", "-p", "ferry"]))?;
     let probe = build_probe()?;
@@ -160,11 +160,90 @@ pub fn run() -> Result<()> {
         "echo running from an image; cat /etc/hostname",
     ])?;
     demo.engine(&["history", "demo/busybox:1"])?;
-    demo.engine(&["rmi", "demo/busybox:1"])?;
     let _ = std::fs::remove_file(&tarball);
+
+    section(
+        "Chapter 7 — registries",
+        "a local registry (Debian's docker-registry): push the image, forget it, and run pulls it back:",
+    );
+    let registry = LocalRegistry::start(&demo.state.with_file_name("registry"))?;
+    let name = format!("{}/demo/busybox:1", registry.host);
+    demo.engine(&["tag", "demo/busybox:1", &name])?;
+    demo.engine(&["push", &name])?;
+    demo.engine(&["rmi", "demo/busybox:1", &name])?;
+    demo.engine(&[
+        "run",
+        "--cgroup-parent",
+        CGROUP_PARENT,
+        &name,
+        "sh",
+        "-c",
+        "echo pulled and running",
+    ])?;
+    demo.engine(&["pull", &name])?;
+    demo.engine(&["rmi", &name])?;
+    drop(registry);
     demo.cleanup();
     println!("\nThat is the engine as it stands. Build your own: chapters/introduction.md");
     Ok(())
+}
+
+/// A docker-registry on a free loopback port, its storage under `dir`; stopped
+/// and removed on drop.
+struct LocalRegistry {
+    host: String,
+    child: std::process::Child,
+    dir: PathBuf,
+}
+
+impl LocalRegistry {
+    fn start(dir: &Path) -> Result<LocalRegistry> {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir)?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let host = format!("127.0.0.1:{port}");
+        let config = dir.join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {host}\n",
+                dir.join("data").display()
+            ),
+        )?;
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.join("log"))?)
+            .spawn()
+            .context("failed to start docker-registry")?;
+        let registry = LocalRegistry {
+            host,
+            child,
+            dir: dir.to_path_buf(),
+        };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(&registry.host).is_ok() {
+                println!("\n(a registry listens on {})", registry.host);
+                return Ok(registry);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        anyhow::bail!(
+            "docker-registry did not start; its log is {}",
+            registry.dir.join("log").display()
+        )
+    }
+}
+
+impl Drop for LocalRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// The cgroup parent the demo's containers use, removed at the end.

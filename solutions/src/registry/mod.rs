@@ -104,8 +104,11 @@ impl RegistryError {
     pub fn hint(&self) -> Option<String> {
         use RegistryError::*;
         Some(match self {
+            Unreachable { host, .. } if hosts::is_loopback(host) => format!(
+                "is the registry running, and is {host} the right host:port? (see chapters/07-registry.md)"
+            ),
             Unreachable { host, .. } => format!(
-                "is the registry running, and is {host} the right host:port? A registry on another machine that speaks plain HTTP must be named with --insecure-registry {host} (see chapters/07-registry.md)"
+                "is the registry running, and is {host} the right host:port? A registry that speaks plain HTTP must be named with --insecure-registry {host} (see chapters/07-registry.md)"
             ),
             Tls { host, .. } => format!(
                 "a registry with its own certificate authority needs that CA at /etc/docker/certs.d/{host}/ca.crt (or under the state root's certs.d/{host}/); a registry you trust without TLS can be named with --insecure-registry {host}"

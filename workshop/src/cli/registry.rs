@@ -144,6 +144,10 @@ fn familiar(reference: &Reference) -> String {
 
 pub fn pull(args: &PullArgs, state_root: &Path) -> Result<i32, CliError> {
     let reference = Reference::parse(&args.name).map_err(crate::images::ImageError::Reference)?;
+    let last = args.name.rsplit('/').next().unwrap_or(&args.name);
+    if !args.quiet && !last.contains([':', '@']) {
+        println!("Using default tag: latest");
+    }
     let platform = match &args.platform {
         Some(text) => Platform::parse(text)?,
         None => Platform::host(),
