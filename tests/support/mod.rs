@@ -16,6 +16,7 @@ mod mountinfo;
 mod output;
 mod probe;
 mod processes;
+pub mod registry;
 mod snapshots;
 
 use std::fs::File;

@@ -337,11 +337,30 @@ impl Store {
         }
         let temp_blob = self.temp_path("blob")?;
         let file = File::create(&temp_blob).map_err(io_error("create", &temp_blob))?;
-        let tee = Tee {
+        let mut tee = Tee {
             inner: reader,
             copy: io::BufWriter::new(file),
         };
-        let result = self.unpack_stream(tee, Some(&temp_blob), layer, diff_id, chain);
+        let mut result = self.unpack_stream(&mut tee, Some(&temp_blob), layer, diff_id, chain);
+        if result.is_err() && temp_blob.exists() {
+            // A blob that is not the one named often fails as a broken gzip or tar
+            // stream before its digest can be compared: read the rest and say so.
+            let _ = io::copy(&mut (&mut tee).take(layer.size + 1), &mut io::sink());
+            let copied = io::Write::flush(&mut tee.copy);
+            let got = File::open(&temp_blob).and_then(|file| {
+                let mut hashing = Hashing::new(file);
+                io::copy(&mut hashing, &mut io::sink())?;
+                Ok(hashing.finish().0)
+            });
+            if let (Ok(()), Ok(got)) = (copied, got) {
+                if got != layer.digest {
+                    result = Err(ImageError::DigestMismatch {
+                        what: format!("blob {}", layer.digest),
+                        got,
+                    });
+                }
+            }
+        }
         let _ = std::fs::remove_file(&temp_blob);
         result
     }

@@ -143,9 +143,10 @@ pub fn pull(
         (Some(digest), _) => digest.to_string(),
         (None, tag) => tag.clone().unwrap_or_else(|| "latest".into()),
     };
+    // docker names the repository without its registry: "Pulling from library/busybox".
     progress.line(&format!(
         "{tag_or_digest}: Pulling from {}",
-        reference.familiar_name()
+        reference.repository
     ));
     let session = client.session(
         &reference.registry,
