@@ -104,6 +104,7 @@ impl RegistryError {
     pub fn hint(&self) -> Option<String> {
         use RegistryError::*;
         Some(match self {
+            Unreachable { host, .. } if host == hosts::DOCKER_HUB_HOST => "Docker Hub cannot be reached from here (offline? a proxy?); in a classroom, pull through the class's mirror: registry-mirrors in registries.toml (see chapters/07-registry.md)".into(),
             Unreachable { host, .. } if hosts::is_loopback(host) => format!(
                 "is the registry running, and is {host} the right host:port? (see chapters/07-registry.md)"
             ),

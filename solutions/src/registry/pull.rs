@@ -191,11 +191,6 @@ pub fn pull(
         (Some(digest), _) => digest.to_string(),
         (None, tag) => tag.clone().unwrap_or_else(|| "latest".into()),
     };
-    // docker names the repository without its registry: "Pulling from library/busybox".
-    progress.line(&format!(
-        "{tag_or_digest}: Pulling from {}",
-        reference.repository
-    ));
     let session = client.session(
         &reference.registry,
         &reference.repository,
@@ -204,6 +199,11 @@ pub fn pull(
     )?;
     let shown = reference.to_string();
     let top = fetch_manifest(&session, &tag_or_digest, &shown, reference.digest.as_ref())?;
+    // docker names the repository without its registry: "Pulling from library/busybox".
+    progress.line(&format!(
+        "{tag_or_digest}: Pulling from {}",
+        reference.repository
+    ));
     let manifest_doc = if is_index(&top.media_type) {
         let index: Index =
             serde_json::from_slice(&top.bytes).map_err(|e| RegistryError::BadManifest {

@@ -92,7 +92,7 @@ enum Broken {
     /// TLS was spoken but the certificate (or the handshake) is not acceptable.
     Tls(String),
     /// Anything else: refused, reset, timed out, unknown host.
-    Other(String),
+    Other,
 }
 
 fn broken(error: &ureq::Transport) -> Broken {
@@ -115,7 +115,23 @@ fn broken(error: &ureq::Transport) -> Broken {
         }
         source = cause.source();
     }
-    Broken::Other(error.to_string())
+    Broken::Other
+}
+
+/// A broken connection in a few words: what failed and the innermost cause.
+fn describe(error: &ureq::Transport) -> String {
+    use std::error::Error;
+    let mut innermost = error.source();
+    while let Some(next) = innermost.and_then(|e| e.source()) {
+        innermost = Some(next);
+    }
+    let cause = innermost.map_or_else(|| error.kind().to_string(), |e| e.to_string());
+    match error.kind() {
+        ureq::ErrorKind::Dns => format!("its name does not resolve ({cause})"),
+        ureq::ErrorKind::ConnectionFailed => format!("the connection failed ({cause})"),
+        ureq::ErrorKind::Io => format!("the connection broke ({cause})"),
+        _ => error.to_string(),
+    }
 }
 
 /// The `{"errors": [{"code", "message"}]}` body of a distribution error.
@@ -351,10 +367,10 @@ impl Client {
                             detail,
                         })
                     }
-                    Broken::Other(detail) => {
+                    Broken::Other => {
                         return Err(RegistryError::Unreachable {
                             host: endpoint.host.clone(),
-                            detail,
+                            detail: describe(&transport),
                         })
                     }
                 },
@@ -417,7 +433,7 @@ impl Client {
                     }),
                     Err(ureq::Error::Transport(t)) => Err(RegistryError::Unreachable {
                         host: registry.to_string(),
-                        detail: t.to_string(),
+                        detail: describe(&t),
                     }),
                 }
             }
@@ -602,7 +618,7 @@ impl Session<'_> {
                     if attempt >= ATTEMPTS {
                         return Err(RegistryError::Unreachable {
                             host: self.endpoint.host.clone(),
-                            detail: transport.to_string(),
+                            detail: describe(&transport),
                         });
                     }
                     None
@@ -647,7 +663,7 @@ impl Session<'_> {
                 Err(ureq::Error::Transport(t)) => {
                     return Err(RegistryError::Unreachable {
                         host: host_of(&url).to_string(),
-                        detail: t.to_string(),
+                        detail: describe(&t),
                     })
                 }
             };
