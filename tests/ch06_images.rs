@@ -291,7 +291,9 @@ fn a_blob_that_does_not_match_its_digest_is_refused() {
 #[test]
 fn bad_references_and_missing_images_are_clear_errors() {
     let host = TestHost::new();
-    let out = run_image(&host, "no-such-image", &["true"]).output();
+    let out = host
+        .engine(&["run", "--pull", "never", "no-such-image", "true"])
+        .output();
     out.assert_code(125)
         .assert_stderr_contains("no such image: no-such-image");
     let out = host.engine(&["tag", "x", "UPPER"]).output();

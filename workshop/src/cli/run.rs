@@ -123,8 +123,15 @@ pub struct RunArgs {
     #[arg(long = "device", value_name = "DEVICE")]
     pub device: Vec<String>,
 
-    /// When to pull the image from its registry
-    #[arg(long, value_enum, default_value_t, value_name = "WHEN")]
+    /// Pull the image from its registry: missing (when the store lacks it), always, never
+    #[arg(
+        long,
+        value_enum,
+        default_value_t,
+        hide_possible_values = true,
+        hide_default_value = true,
+        value_name = "WHEN"
+    )]
     pub pull: super::registry::PullPolicy,
 
     /// The platform to pull for a multi-platform image [default: this machine's]
