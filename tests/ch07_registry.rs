@@ -675,6 +675,55 @@ fn basic_auth_needs_a_login_saved_in_dockers_format() {
 }
 
 #[test]
+fn under_sudo_credentials_are_read_and_written_as_the_user() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let host = TestHost::new();
+    let registry = Registry::plain();
+    // The user who "ran sudo" is nobody; their docker directory is theirs.
+    let config = docker_config(&host);
+    std::os::unix::fs::chown(&config, Some(65534), Some(65534)).unwrap();
+    let as_sudo = |(user, password): (&str, &str)| {
+        host.engine(&["login", "-u", user, "--password-stdin", &registry.host])
+            .env("DOCKER_CONFIG", config.to_str().unwrap())
+            .env("SUDO_UID", "65534")
+            .env("SUDO_GID", "65534")
+            .stdin(format!("{password}\n").as_bytes())
+            .output()
+    };
+    as_sudo(("ann", "pw")).assert_success();
+    let file = config.join("config.json");
+    let meta = std::fs::metadata(&file).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (65534, 65534),
+        "not the user's file"
+    );
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+
+    // A config.json that links to a file of root's: root must not read it for them.
+    let secret = host.canary(
+        "root-only.json",
+        r#"{"auths": {"secret.example": {"auth": "c2VjcmV0"}}}"#,
+    );
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::remove_file(&file).unwrap();
+    std::os::unix::fs::symlink(&secret, &file).unwrap();
+    as_sudo(("ann", "pw")).assert_code(1);
+    let leaked = std::fs::read_to_string(&file).unwrap_or_default();
+    assert!(
+        std::fs::symlink_metadata(&file)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+            || !leaked.contains("secret"),
+        "root's file was copied into the user's config.json"
+    );
+    assert!(std::fs::read_to_string(&secret)
+        .unwrap()
+        .contains("secret.example"));
+}
+
+#[test]
 fn tls_with_the_registrys_own_ca_from_certs_d() {
     let host = TestHost::new();
     let registry = Registry::start(RegistryOptions {

@@ -274,7 +274,18 @@ pub fn login(args: &LoginArgs, state_root: &Path) -> Result<i32, CliError> {
     let client = client(state_root, &args.registry)?;
     client.login(&registry, &credentials)?;
     let file = credential_file();
+    if let Some(helper) = file.helper() {
+        eprintln!(
+            "WARNING! {} names the credential helper {helper:?}, which {} does not run (as root it would run a program of your choosing): the password goes into the file itself.",
+            file.path.display(),
+            crate::ENGINE
+        );
+    }
     file.save(&hosts::auth_key(&registry), &credentials)?;
+    eprintln!(
+        "WARNING! Your password will be stored unencrypted (base64) in {}.",
+        file.path.display()
+    );
     println!("Login Succeeded");
     Ok(0)
 }

@@ -143,8 +143,9 @@ impl Credentials {
 #[derive(Debug, Clone)]
 pub struct CredentialFile {
     pub path: PathBuf,
-    /// The user and group a new or rewritten file belongs to (the user who ran
-    /// sudo, so that docker and podman of that user still read it).
+    /// The user and group the file is read and written as (the user who ran sudo:
+    /// root must not reach through their directory, and what it writes stays
+    /// theirs, for their docker and podman).
     pub owner: Option<(u32, u32)>,
 }
 
@@ -152,6 +153,37 @@ pub struct CredentialFile {
 const CONFIG_CAP: u64 = 1 << 20;
 
 impl CredentialFile {
+    /// Runs `io` with the filesystem identity of the file's owner (the user who ran
+    /// sudo): setfsuid(2), setfsgid(2) and that user's group only, restored after.
+    /// The kernel then checks every open, mkdir and rename as for that user, so a
+    /// `~/.docker` that is a symlink into /root, or a config.json linked to a file of
+    /// root's, gets no further than the user could go alone — and what is created is
+    /// the user's without a chown. Call it from the main thread before any other
+    /// exists (setgroups applies to the whole process).
+    fn as_owner<T>(
+        &self,
+        io: impl FnOnce() -> Result<T, RegistryError>,
+    ) -> Result<T, RegistryError> {
+        use nix::unistd::{getgroups, setfsgid, setfsuid, setgroups, Gid, Uid};
+        let Some((uid, gid)) = self.owner else {
+            return io();
+        };
+        let failed = |detail: String| RegistryError::Config {
+            action: "switch to the sudo user for",
+            path: self.path.clone(),
+            detail,
+        };
+        let groups = getgroups().map_err(|e| failed(e.to_string()))?;
+        setgroups(&[Gid::from_raw(gid)]).map_err(|e| failed(e.to_string()))?;
+        let old_gid = setfsgid(Gid::from_raw(gid));
+        let old_uid = setfsuid(Uid::from_raw(uid));
+        let result = io();
+        setfsuid(old_uid);
+        setfsgid(old_gid);
+        setgroups(&groups).map_err(|e| failed(e.to_string()))?;
+        result
+    }
+
     fn read(&self) -> Result<serde_json::Value, RegistryError> {
         let error = |detail: String| RegistryError::Config {
             action: "read",
@@ -180,7 +212,7 @@ impl CredentialFile {
 
     /// The credentials saved for `key` (a registry host, or Docker Hub's key).
     pub fn get(&self, key: &str) -> Result<Option<Credentials>, RegistryError> {
-        let value = self.read()?;
+        let value = self.as_owner(|| self.read())?;
         let Some(entry) = value.get("auths").and_then(|a| a.get(key)) else {
             return Ok(None);
         };
@@ -203,8 +235,13 @@ impl CredentialFile {
     }
 
     /// Saves `credentials` for `key`: the whole file written to a temporary file of
-    /// mode 0600 beside it, then renamed over it.
+    /// mode 0600 beside it, then renamed over it (a symlinked config.json is
+    /// replaced by a file, not written through).
     pub fn save(&self, key: &str, credentials: &Credentials) -> Result<(), RegistryError> {
+        self.as_owner(|| self.save_as_owner(key, credentials))
+    }
+
+    fn save_as_owner(&self, key: &str, credentials: &Credentials) -> Result<(), RegistryError> {
         let mut value = self.read()?;
         let auth = base64::engine::general_purpose::STANDARD
             .encode(format!("{}:{}", credentials.username, credentials.password));
@@ -219,8 +256,26 @@ impl CredentialFile {
         self.write(&value)
     }
 
+    /// The credential helper the file names (`credsStore`, `credHelpers`), which
+    /// ferry does not run: root would run a program of the user's choosing.
+    pub fn helper(&self) -> Option<String> {
+        let value = self.as_owner(|| self.read()).ok()?;
+        let store = value.get("credsStore").and_then(|v| v.as_str());
+        let store = store.filter(|s| !s.is_empty()).map(String::from);
+        let helpers = value
+            .get("credHelpers")
+            .and_then(|v| v.as_object())
+            .filter(|o| !o.is_empty())
+            .map(|_| "credHelpers".to_string());
+        store.or(helpers)
+    }
+
     /// Forgets the credentials of `key`; whether there were any.
     pub fn remove(&self, key: &str) -> Result<bool, RegistryError> {
+        self.as_owner(|| self.remove_as_owner(key))
+    }
+
+    fn remove_as_owner(&self, key: &str) -> Result<bool, RegistryError> {
         let mut value = self.read()?;
         let removed = value
             .get_mut("auths")
@@ -242,11 +297,12 @@ impl CredentialFile {
         };
         let dir = self.path.parent().unwrap_or(std::path::Path::new("."));
         if !dir.exists() {
-            std::fs::create_dir_all(dir).map_err(|e| error(e.to_string()))?;
-            if let Some((uid, gid)) = self.owner {
-                std::os::unix::fs::chown(dir, Some(uid), Some(gid))
-                    .map_err(|e| error(e.to_string()))?;
-            }
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| error(e.to_string()))?;
         }
         let temp = dir.join(format!(".config.json.{}", std::process::id()));
         let mut bytes = serde_json::to_vec_pretty(value).expect("JSON serializes");
@@ -260,9 +316,6 @@ impl CredentialFile {
                 .open(&temp)?;
             file.write_all(&bytes)?;
             file.sync_all()?;
-            if let Some((uid, gid)) = self.owner {
-                std::os::unix::fs::fchown(&file, Some(uid), Some(gid))?;
-            }
             std::fs::rename(&temp, &self.path)
         })();
         if result.is_err() {

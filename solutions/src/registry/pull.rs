@@ -459,7 +459,12 @@ impl BlobStream<'_> {
             .session
             .send("GET", self.url, &[("Range", &range)], Body::Empty)
         {
-            Ok(response) if response.status() == 206 => {
+            Ok(response)
+                if response.status() == 206
+                    && response
+                        .header("content-range")
+                        .is_some_and(|r| r.starts_with(&format!("bytes {}-", self.offset))) =>
+            {
                 log::debug!("resumed {} at byte {}", self.url, self.offset);
                 self.inner = response.into_reader();
                 true

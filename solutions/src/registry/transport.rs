@@ -173,13 +173,18 @@ fn host_of(url: &str) -> &str {
     rest.split(['/', '?']).next().unwrap_or(rest)
 }
 
-/// `location` (absolute, or relative to `url`'s origin) as an absolute URL.
+/// `location` (absolute, or relative to `url`) as an absolute URL, as a browser
+/// resolves it (RFC 3986).
 pub fn absolute(url: &str, location: &str) -> String {
-    if location.starts_with("http://") || location.starts_with("https://") {
-        return location.to_string();
-    }
-    let scheme = url.split_once("://").map_or("https", |(s, _)| s);
-    format!("{scheme}://{}{location}", host_of(url))
+    url::Url::parse(url)
+        .and_then(|base| base.join(location))
+        .map_or_else(|_| location.to_string(), String::from)
+}
+
+/// `scheme://host[:port]` of an absolute URL.
+fn origin(url: &str) -> String {
+    let scheme = url.split_once("://").map_or("", |(s, _)| s);
+    format!("{scheme}://{}", host_of(url))
 }
 
 impl Client {
@@ -407,7 +412,12 @@ impl Client {
         match challenge {
             None => Ok(()),
             Some(challenge) if challenge.scheme == "bearer" => self
-                .fetch_token(&challenge, &[], Some(credentials))
+                .fetch_token(
+                    &challenge,
+                    &[],
+                    Some(credentials),
+                    base.starts_with("http://") || endpoint.skip_verify,
+                )
                 .map_err(|error| match error {
                     RegistryError::Token { .. } => wrong(),
                     other => other,
@@ -444,6 +454,7 @@ impl Client {
         challenge: &Challenge,
         scopes: &[String],
         credentials: Option<&Credentials>,
+        plain_allowed: bool,
     ) -> Result<String, RegistryError> {
         let realm = challenge.param("realm").unwrap_or_default().to_string();
         let failed = |detail: String| RegistryError::Token {
@@ -452,6 +463,13 @@ impl Client {
         };
         if !realm.starts_with("https://") && !realm.starts_with("http://") {
             return Err(failed("the challenge names no http(s) realm".into()));
+        }
+        // Credentials travel to a plain-HTTP token service only for a registry that
+        // is itself plain HTTP or named insecure, or on this machine.
+        if realm.starts_with("http://") && !plain_allowed && !hosts::is_loopback(host_of(&realm)) {
+            return Err(failed(
+                "the registry speaks HTTPS but sends credentials to a plain-HTTP token service: refused".into(),
+            ));
         }
         let agent = self.agent(host_of(&realm))?;
         let mut request = agent.get(&realm);
@@ -464,11 +482,26 @@ impl Client {
         log::debug!("token for {scopes:?} from {realm}");
         let response = match request.call() {
             Ok(response) => response,
-            Err(ureq::Error::Status(status, response)) => {
+            Err(ureq::Error::Status(status @ (401 | 403), response)) => {
                 let (_, message) = error_detail(response);
                 return Err(failed(format!("{status} {message}")));
             }
-            Err(ureq::Error::Transport(t)) => return Err(failed(t.to_string())),
+            Err(ureq::Error::Status(status, response)) => {
+                let (_, message) = error_detail(response);
+                return Err(RegistryError::Http {
+                    host: host_of(&realm).to_string(),
+                    method: "GET",
+                    path: realm.clone(),
+                    status,
+                    detail: format!("the token service failed: {message}"),
+                });
+            }
+            Err(ureq::Error::Transport(t)) => {
+                return Err(RegistryError::Unreachable {
+                    host: host_of(&realm).to_string(),
+                    detail: describe(&t),
+                })
+            }
         };
         let mut body = Vec::new();
         response
@@ -497,7 +530,12 @@ impl Session<'_> {
         let challenge = self.challenge.as_ref().expect("a bearer challenge");
         let token = self
             .client
-            .fetch_token(challenge, &self.scopes, self.credentials.as_ref())
+            .fetch_token(
+                challenge,
+                &self.scopes,
+                self.credentials.as_ref(),
+                self.base.starts_with("http://") || self.endpoint.skip_verify,
+            )
             .map_err(|error| match error {
                 RegistryError::Token { .. } if self.credentials.is_some() => {
                     RegistryError::WrongCredentials {
@@ -539,7 +577,14 @@ impl Session<'_> {
         headers: &[(&str, &str)],
         body: Body<'_>,
     ) -> Result<ureq::Response, RegistryError> {
-        let agent = self.client.agent(&self.endpoint.host)?;
+        // The registry's credentials go to the registry only: an upload Location
+        // or a URL on another host or scheme gets none (containerd's rule), and
+        // nothing goes from HTTPS down to plain HTTP.
+        let own = origin(url) == self.base;
+        if self.base.starts_with("https://") && url.starts_with("http://") {
+            return Err(self.downgrade(method, url));
+        }
+        let agent = self.client.agent(host_of(url))?;
         let mut reauthorized = false;
         let mut attempt = 0;
         loop {
@@ -548,8 +593,10 @@ impl Session<'_> {
             for (name, value) in headers {
                 request = request.set(name, value);
             }
-            if let Some(authorization) = self.authorization()? {
-                request = request.set("Authorization", &authorization);
+            if own {
+                if let Some(authorization) = self.authorization()? {
+                    request = request.set("Authorization", &authorization);
+                }
             }
             log::debug!("{method} {url}");
             let result = match body {
@@ -561,6 +608,10 @@ impl Session<'_> {
             };
             let retry_after = match result {
                 Ok(response) if (300..400).contains(&response.status()) => {
+                    if method != "GET" && method != "HEAD" {
+                        let status = response.status();
+                        return Err(self.failure(method, url, status, response));
+                    }
                     return self.follow(method, response, headers);
                 }
                 Ok(response) => return Ok(response),
@@ -645,6 +696,9 @@ impl Session<'_> {
                 return Ok(response);
             };
             let url = absolute(response.get_url(), location);
+            if response.get_url().starts_with("https://") && url.starts_with("http://") {
+                return Err(self.downgrade(method, &url));
+            }
             log::debug!("redirected to {url}");
             let agent = self.client.agent(host_of(&url))?;
             let mut request = agent.request(method, &url);
@@ -673,6 +727,17 @@ impl Session<'_> {
             status: response.status(),
             detail: "more than 5 redirects".into(),
         })
+    }
+
+    /// The registry sent ferry from HTTPS to plain HTTP: refused.
+    fn downgrade(&self, method: &'static str, url: &str) -> RegistryError {
+        RegistryError::Http {
+            host: self.endpoint.host.clone(),
+            method,
+            path: url.split('?').next().unwrap_or(url).to_string(),
+            status: 0,
+            detail: "the registry sent ferry from HTTPS to plain HTTP: refused".into(),
+        }
     }
 
     /// The error of a 4xx/5xx answer, named by what the registry's body says.
@@ -793,6 +858,12 @@ mod tests {
             "http://127.0.0.1:5000/storage/x?sig=1"
         );
         assert_eq!(absolute("https://a/b", "https://s3/x"), "https://s3/x");
+        // A relative name without '/' stays on the host: not "a.evil.com".
+        assert_eq!(
+            absolute("https://a/v2/x", ".evil.com/x"),
+            "https://a/v2/.evil.com/x"
+        );
+        assert_eq!(origin("http://h:1/v2/x?y"), "http://h:1");
         assert_eq!(host_of("https://h:1/v2/?q"), "h:1");
     }
 }

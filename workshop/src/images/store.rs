@@ -124,6 +124,9 @@ impl Store {
     /// lease is a file in `tmp/` naming its process; one whose process is gone is
     /// stale and ignored.
     pub fn lease(&self) -> Result<Lease, ImageError> {
+        // Under the lock: a collection already running finishes first (it empties
+        // tmp/), and one that starts later sees the lease.
+        let _guard = self.lock()?;
         let path = self.temp_path("lease")?;
         let pid = std::process::id() as i32;
         let start = crate::process::start_time(pid).unwrap_or(0);
@@ -182,7 +185,7 @@ impl Store {
         let temp = self.temp_path("blob")?;
         let result = (|| {
             let mut file = File::create(&temp).map_err(io_error("create", &temp))?;
-            let mut hashing = Hashing::new(reader.take(cap + 1));
+            let mut hashing = Hashing::new(reader.take(cap.saturating_add(1)));
             io::copy(&mut hashing, &mut file).map_err(io_error("write", &temp))?;
             file.sync_all().map_err(io_error("sync", &temp))?;
             let (digest, size) = hashing.finish();
@@ -347,14 +350,19 @@ impl Store {
         if result.is_err() && temp_blob.exists() {
             // A blob that is not the one named often fails as a broken gzip or tar
             // stream before its digest can be compared: read the rest and say so.
-            let _ = io::copy(&mut (&mut tee).take(layer.size + 1), &mut io::sink());
+            // Only a blob that arrived whole is judged: a broken connection stays
+            // a broken connection.
+            let drained = io::copy(
+                &mut (&mut tee).take(layer.size.saturating_add(1)),
+                &mut io::sink(),
+            );
             let copied = io::Write::flush(&mut tee.copy);
             let got = File::open(&temp_blob).and_then(|file| {
                 let mut hashing = Hashing::new(file);
                 io::copy(&mut hashing, &mut io::sink())?;
                 Ok(hashing.finish().0)
             });
-            if let (Ok(()), Ok(got)) = (copied, got) {
+            if let (Ok(_), Ok(()), Ok(got)) = (drained, copied, got) {
                 if got != layer.digest {
                     result = Err(ImageError::DigestMismatch {
                         what: format!("blob {}", layer.digest),
