@@ -285,11 +285,29 @@ impl Client {
         access: Access,
         mount_from: &[String],
     ) -> Result<Session<'_>, RegistryError> {
+        self.session_with(registry, repository, access, mount_from, |_| Ok(()))
+            .map(|(session, ())| session)
+    }
+
+    /// A session whose `first` step worked: a mirror that cannot be reached, or
+    /// that fails the first step (it lacks the image), gives way to the next
+    /// endpoint, as docker falls back from its mirrors to Docker Hub.
+    pub fn session_with<T>(
+        &self,
+        registry: &str,
+        repository: &str,
+        access: Access,
+        mount_from: &[String],
+        mut first: impl FnMut(&Session<'_>) -> Result<T, RegistryError>,
+    ) -> Result<(Session<'_>, T), RegistryError> {
         let endpoints = self.settings.endpoints(registry, access == Access::Pull);
         let mut last_error = None;
         for endpoint in endpoints {
-            match self.open(registry, &endpoint, repository, access, mount_from) {
-                Ok(session) => return Ok(session),
+            let attempt = self
+                .open(registry, &endpoint, repository, access, mount_from)
+                .and_then(|session| first(&session).map(|value| (session, value)));
+            match attempt {
+                Ok(found) => return Ok(found),
                 Err(error) if endpoint.mirror => {
                     log::warn!("mirror {} failed, trying the next: {error}", endpoint.base);
                     last_error = Some(error);

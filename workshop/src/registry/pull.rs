@@ -143,14 +143,14 @@ pub fn pull(
         (Some(digest), _) => digest.to_string(),
         (None, tag) => tag.clone().unwrap_or_else(|| "latest".into()),
     };
-    let session = client.session(
+    let shown = reference.to_string();
+    let (session, top) = client.session_with(
         &reference.registry,
         &reference.repository,
         Access::Pull,
         &[],
+        |session| fetch_manifest(session, &tag_or_digest, &shown, reference.digest.as_ref()),
     )?;
-    let shown = reference.to_string();
-    let top = fetch_manifest(&session, &tag_or_digest, &shown, reference.digest.as_ref())?;
     // docker names the repository without its registry: "Pulling from library/busybox".
     progress.line(&format!(
         "{tag_or_digest}: Pulling from {}",
