@@ -11,6 +11,7 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
+use support::faults::{Fault, Proxy, Seen};
 use support::images::{self, Entry};
 use support::registry::{self, Auth, Registry, RegistryOptions};
 use support::{token, TestHost};
@@ -789,4 +790,176 @@ fn docker_hub_names_go_through_the_classroom_mirror() {
 
 fn registry_push(registry: &Registry, host: &TestHost, said: &str, dest: &str) {
     registry.push_with_skopeo(&image(host, &[("etc/said", said)], json!({})), dest, &[]);
+}
+
+/// An image (the fixture rootfs and `/etc/said`) in a registry of `options` behind
+/// a fault proxy: the registry, the proxy, the image's name through the proxy, its
+/// manifest and what `/etc/said` says.
+fn behind_a_proxy(
+    host: &TestHost,
+    options: RegistryOptions,
+) -> (Registry, Proxy, String, serde_json::Value, String) {
+    let registry = Registry::start(options);
+    let said = token();
+    registry_push(&registry, host, &said, "test/app:v1");
+    let manifest = serde_json::from_slice(&registry.raw_manifest("test/app:v1")).unwrap();
+    let proxy = Proxy::start(&registry.host);
+    let name = format!("{}/test/app:v1", proxy.host);
+    (registry, proxy, name, manifest, said)
+}
+
+/// How many of `seen` are `method` on a path ending with `suffix`.
+fn count(seen: &[Seen], method: &str, suffix: &str) -> usize {
+    seen.iter().filter(|r| r.is(method, suffix)).count()
+}
+
+#[test]
+fn a_busy_registry_is_retried() {
+    let host = TestHost::new();
+    let (_registry, proxy, name, manifest, _) = behind_a_proxy(&host, RegistryOptions::default());
+    let blob = format!(
+        "/blobs/{}",
+        manifest["layers"][0]["digest"].as_str().unwrap()
+    );
+    proxy.inject(1, |r| r.is("GET", "/manifests/v1"), Fault::Fail(503));
+    let first_layer = blob.clone();
+    proxy.inject(1, move |r| r.is("GET", &first_layer), Fault::Fail(429));
+
+    host.engine(&["pull", &name]).output().assert_success();
+    let seen = proxy.seen();
+    assert_eq!(count(&seen, "GET", "/manifests/v1"), 2, "{seen:#?}");
+    assert_eq!(count(&seen, "GET", &blob), 2, "{seen:#?}");
+}
+
+#[test]
+fn a_broken_blob_download_resumes_with_a_range_request() {
+    let host = TestHost::new();
+    let (_registry, proxy, name, manifest, said) =
+        behind_a_proxy(&host, RegistryOptions::default());
+    let biggest = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by_key(|l| l["size"].as_u64().unwrap())
+        .unwrap();
+    let blob = format!("/blobs/{}", biggest["digest"].as_str().unwrap());
+    let cut = biggest["size"].as_u64().unwrap() as usize / 2;
+    assert!(cut > 0, "the biggest layer is empty: {manifest}");
+    let broken = blob.clone();
+    proxy.inject(1, move |r| r.is("GET", &broken), Fault::CutAfter(cut));
+
+    host.engine(&["pull", &name]).output().assert_success();
+    let seen = proxy.seen();
+    let gets: Vec<&Seen> = seen.iter().filter(|r| r.is("GET", &blob)).collect();
+    assert_eq!(gets.len(), 2, "{seen:#?}");
+    assert_eq!(gets[0].range, None, "{seen:#?}");
+    // The rest, from the first byte that did not arrive.
+    assert_eq!(
+        gets[1].range.as_deref(),
+        Some(format!("bytes={cut}-").as_str()),
+        "{seen:#?}"
+    );
+    run_image(&host, &name, &["cat", "/etc/said"])
+        .output()
+        .assert_success()
+        .assert_stdout_contains(&said);
+}
+
+#[test]
+fn blob_redirects_do_not_carry_the_registry_token() {
+    let host = TestHost::new();
+    let (_registry, proxy, name, manifest, _) = behind_a_proxy(
+        &host,
+        RegistryOptions {
+            auth: Auth::Token,
+            tls: false,
+        },
+    );
+    proxy.inject(
+        Proxy::ALWAYS,
+        |r| r.method == "GET" && r.path.contains("/blobs/"),
+        Fault::RedirectTo(Proxy::STORAGE.into()),
+    );
+
+    host.engine(&["pull", &name])
+        .env("DOCKER_CONFIG", docker_config(&host).to_str().unwrap())
+        .output()
+        .assert_success();
+    let seen = proxy.seen();
+    let storage: Vec<&Seen> = seen
+        .iter()
+        .filter(|r| r.path.starts_with(Proxy::STORAGE))
+        .collect();
+    let blobs: Vec<&Seen> = seen
+        .iter()
+        .filter(|r| r.path.starts_with("/v2/") && r.path.contains("/blobs/"))
+        .collect();
+    // The config and each layer: asked of the registry, fetched from storage.
+    let pieces = manifest["layers"].as_array().unwrap().len() + 1;
+    assert_eq!(storage.len(), pieces, "{seen:#?}");
+    assert_eq!(blobs.len(), pieces, "{seen:#?}");
+    assert!(
+        storage.iter().all(|r| !r.authorization),
+        "the storage was shown the registry's token: {storage:#?}"
+    );
+    assert!(
+        blobs.iter().all(|r| r.authorization),
+        "a blob was asked of the registry without the token: {blobs:#?}"
+    );
+}
+
+#[test]
+fn a_registry_that_keeps_failing_gives_a_clear_error() {
+    let host = TestHost::new();
+    let (_registry, proxy, name, _, _) = behind_a_proxy(&host, RegistryOptions::default());
+    proxy.inject(
+        Proxy::ALWAYS,
+        |r| r.is("GET", "/manifests/v1"),
+        Fault::Fail(503),
+    );
+
+    host.engine(&["pull", &name])
+        .output()
+        .assert_code(1)
+        .assert_stderr_contains("503")
+        .assert_stderr_contains(&proxy.host);
+    // The engine's attempts per request (ATTEMPTS in transport.rs), then it gives up.
+    let seen = proxy.seen();
+    assert_eq!(count(&seen, "GET", "/manifests/v1"), 4, "{seen:#?}");
+}
+
+#[test]
+fn a_download_that_keeps_breaking_is_not_called_a_digest_mismatch() {
+    let host = TestHost::new();
+    let (_registry, proxy, name, manifest, _) = behind_a_proxy(&host, RegistryOptions::default());
+    let biggest = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by_key(|l| l["size"].as_u64().unwrap())
+        .unwrap();
+    let blob = format!("/blobs/{}", biggest["digest"].as_str().unwrap());
+    let broken = blob.clone();
+    proxy.inject(
+        Proxy::ALWAYS,
+        move |r| r.is("GET", &broken),
+        Fault::CutAfter(1000),
+    );
+
+    let out = host.engine(&["pull", &name]).output();
+    out.assert_code(1)
+        .assert_stderr_contains("failed to read the layer blob");
+    // The bytes that came were right: only the connection failed.
+    assert!(
+        !out.stderr.contains("does not match its digest"),
+        "a broken download was blamed on the bytes:\n{out}"
+    );
+    let seen = proxy.seen();
+    let resumed = seen
+        .iter()
+        .filter(|r| r.is("GET", &blob) && r.range.is_some())
+        .count();
+    assert!(resumed >= 1, "no Range request: {seen:#?}");
+    assert_eq!(store_files(&host, "layers"), Vec::<String>::new());
+    assert_eq!(store_files(&host, "tmp"), Vec::<String>::new());
 }

@@ -7,6 +7,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod cgroups;
+pub mod faults;
 pub mod fixture;
 mod host;
 pub mod images;
