@@ -45,7 +45,7 @@ pub enum RegistryError {
         repository: String,
         action: &'static str,
     },
-    #[error("the registry {host} answered 401 to the username and password saved for it")]
+    #[error("the registry {host} refused the username and password (401)")]
     WrongCredentials { host: String },
     #[error("{host} denies {action} access to {repository}: {detail}")]
     Denied {
@@ -68,7 +68,7 @@ pub enum RegistryError {
         status: u16,
         detail: String,
     },
-    #[error("{reference} is a schema 1 image (application/vnd.docker.distribution.manifest.v1), which docker stopped supporting in 2019")]
+    #[error("{reference} is a schema 1 image (application/vnd.docker.distribution.manifest.v1): deprecated since 2019, no longer pulled by docker 26 and not by ferry")]
     Schema1 { reference: String },
     #[error("{reference} has no image for {wanted}; it has: {available}")]
     NoPlatform {

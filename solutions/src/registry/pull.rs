@@ -76,6 +76,8 @@ pub fn check_manifest(
         schema_version: Option<u32>,
         media_type: Option<String>,
         manifests: Option<serde_json::Value>,
+        layers: Option<serde_json::Value>,
+        config: Option<serde_json::Value>,
     }
     let bad = |why: String| RegistryError::BadManifest {
         host: host.to_string(),
@@ -97,6 +99,13 @@ pub fn check_manifest(
         return Err(RegistryError::Schema1 {
             reference: reference.to_string(),
         });
+    }
+    // An index and a manifest at once could be read either way by two tools
+    // (CVE-2021-41190): refused.
+    if head.manifests.is_some() && (head.layers.is_some() || head.config.is_some()) {
+        return Err(bad(
+            "it has both manifests and layers: an index or a manifest?".into(),
+        ));
     }
     let media_type = match (content_type, head.media_type) {
         (Some(header), Some(inside)) if header != inside => {
@@ -557,6 +566,15 @@ mod tests {
                 None,
                 None
             ),
+            Err(RegistryError::BadManifest { .. })
+        ));
+    }
+
+    #[test]
+    fn a_document_both_index_and_manifest_is_refused() {
+        let body = br#"{"schemaVersion":2,"manifests":[],"layers":[],"config":{}}"#;
+        assert!(matches!(
+            check_manifest("h", "r", None, body, None, None),
             Err(RegistryError::BadManifest { .. })
         ));
     }

@@ -13,8 +13,7 @@ pub enum Status {
     AlreadyExists,
     /// Pull: bytes arrived so far, of the whole.
     Downloading { done: u64, total: u64 },
-    /// Pull: the connection broke; going on from `at` with a Range request, or
-    /// from the start.
+    /// Pull: the connection broke; going on where it broke with a Range request.
     Retrying { attempt: u32 },
     /// Pull: fetched, checked against its digest and unpacked ("Pull complete").
     PullComplete,

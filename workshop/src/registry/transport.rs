@@ -365,7 +365,9 @@ impl Client {
     fn ping(&self, endpoint: &Endpoint) -> Result<(String, Option<Challenge>), RegistryError> {
         let agent = self.agent(&endpoint.host)?;
         let mut base = endpoint.base.clone();
+        let mut attempt = 0;
         loop {
+            attempt += 1;
             let url = format!("{base}/v2/");
             log::debug!("GET {url}");
             let result = agent.get(&url).call();
@@ -406,6 +408,20 @@ impl Client {
                         .and_then(Challenge::parse);
                     Ok((base, challenge))
                 }
+                // Busy: the same patience as every other request.
+                status @ (429 | 500..=599) if attempt < ATTEMPTS => {
+                    let pause = BACKOFF * 2u32.pow(attempt - 1);
+                    log::warn!("GET {url} answered {status}; retrying in {pause:?}");
+                    std::thread::sleep(pause);
+                    continue;
+                }
+                status @ (429 | 500..=599) => Err(RegistryError::Http {
+                    host: endpoint.host.clone(),
+                    method: "GET",
+                    path: "/v2/".into(),
+                    status,
+                    detail: format!("the registry is failing or busy, after {ATTEMPTS} attempts"),
+                }),
                 status => Err(RegistryError::Http {
                     host: endpoint.host.clone(),
                     method: "GET",
