@@ -86,8 +86,10 @@ pub fn run(manifest: &Manifest) -> Result<()> {
 }
 
 /// Type-checks the engines and the probe for aarch64 when that target's standard
-/// library is installed (`rustup target add aarch64-unknown-linux-gnu`); says so
-/// and moves on when it is not. Syscall tables and inline asm differ per arch.
+/// library is installed (`rustup target add aarch64-unknown-linux-gnu`) and so is a
+/// C cross-compiler (ring, under rustls, builds C even for `cargo check`: Debian's
+/// gcc-aarch64-linux-gnu); says so and moves on when not. Syscall tables and inline
+/// asm differ per arch.
 fn check_aarch64() -> Result<()> {
     const TARGET: &str = "aarch64-unknown-linux-gnu";
     let installed = std::process::Command::new("rustup")
@@ -101,6 +103,14 @@ fn check_aarch64() -> Result<()> {
         .unwrap_or(false);
     if !installed {
         println!("skipped: the {TARGET} target is not installed (rustup target add {TARGET})");
+        return Ok(());
+    }
+    let cross_cc = std::process::Command::new("aarch64-linux-gnu-gcc")
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !cross_cc {
+        println!("skipped: no aarch64 C compiler for ring (apt-get install gcc-aarch64-linux-gnu)");
         return Ok(());
     }
     util::run(util::cargo().args([
