@@ -399,8 +399,14 @@ fn a_running_container_has_its_spec_and_state_on_disk() {
         .starts_with("1."));
     assert!(config["linux"]["namespaces"].is_array(), "{config}");
     assert!(config["mounts"].is_array(), "{config}");
-    // The runtime's state, as `runc state` shows it.
-    let state = read_json("state.json");
+    // The runtime's state, as `runc state` shows it. The command may already run
+    // while the engine is still writing "running" (start, then the state): wait.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut state = read_json("state.json");
+    while state["status"] == "created" && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        state = read_json("state.json");
+    }
     assert_eq!(state["status"], "running", "{state}");
     assert_eq!(state["id"], dir.file_name().unwrap().to_str().unwrap());
     let first = state["pid"].as_i64().expect("state.json has the pid") as i32;
