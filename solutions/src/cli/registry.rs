@@ -140,6 +140,16 @@ fn familiar(reference: &Reference) -> String {
     text
 }
 
+/// docker's last line but one: `Status: Downloaded newer image for NAME`.
+fn status_line(pulled: &pull::Pulled, reference: &Reference) -> String {
+    let status = if pulled.newer {
+        "Downloaded newer image for"
+    } else {
+        "Image is up to date for"
+    };
+    format!("Status: {status} {}", familiar(reference))
+}
+
 pub fn pull(args: &PullArgs, state_root: &Path) -> Result<i32, CliError> {
     let reference = Reference::parse(&args.name).map_err(crate::images::ImageError::Reference)?;
     let last = args.name.rsplit('/').next().unwrap_or(&args.name);
@@ -159,12 +169,7 @@ pub fn pull(args: &PullArgs, state_root: &Path) -> Result<i32, CliError> {
         let progress = Drawn::stdout();
         let pulled = pull::pull(&client, &store, &reference, &platform, &progress)?;
         progress.finish();
-        let status = if pulled.newer {
-            "Downloaded newer image for"
-        } else {
-            "Image is up to date for"
-        };
-        let _ = writeln!(stdout, "Status: {status} {}", familiar(&reference));
+        let _ = writeln!(stdout, "{}", status_line(&pulled, &reference));
     }
     let _ = writeln!(stdout, "{reference}");
     Ok(0)
@@ -198,12 +203,7 @@ pub fn pull_for_run(
     let progress = Drawn::stderr();
     let pulled = pull::pull(&client, &store, &reference, &platform, &progress)?;
     progress.finish();
-    let status = if pulled.newer {
-        "Downloaded newer image for"
-    } else {
-        "Image is up to date for"
-    };
-    eprintln!("Status: {status} {}", familiar(&reference));
+    eprintln!("{}", status_line(&pulled, &reference));
     Ok(())
 }
 

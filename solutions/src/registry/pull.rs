@@ -51,6 +51,7 @@ fn is_index(media_type: &str) -> bool {
 }
 
 /// A manifest or an index as it arrived.
+#[derive(Clone)]
 pub struct Document {
     pub media_type: String,
     pub bytes: Vec<u8>,
@@ -234,7 +235,7 @@ pub fn pull(
         }
         doc
     } else {
-        top_as_manifest(&top)
+        top.clone()
     };
     let manifest: Manifest =
         serde_json::from_slice(&manifest_doc.bytes).map_err(|e| RegistryError::BadManifest {
@@ -273,14 +274,6 @@ pub fn pull(
         id,
         newer: !up_to_date,
     })
-}
-
-fn top_as_manifest(top: &Document) -> Document {
-    Document {
-        media_type: top.media_type.clone(),
-        bytes: top.bytes.clone(),
-        digest: top.digest.clone(),
-    }
 }
 
 /// The config, the layers and the manifest into the store, then the name.
