@@ -533,16 +533,9 @@ fn push_then_pull_back_gives_the_same_digests_and_skopeo_reads_it() {
 fn a_large_layer_goes_up_in_chunks() {
     let host = TestHost::new();
     let registry = Registry::plain();
-    // 9 MiB that gzip cannot shrink: more than one 8 MiB chunk.
-    let mut noise = Vec::with_capacity(9 << 20);
-    let mut block = images::digest(token().as_bytes()).into_bytes();
-    while noise.len() < 9 << 20 {
-        block = images::digest(&block).into_bytes();
-        noise.extend_from_slice(&block[7..]);
-    }
-    let entries = [Entry::File("noise".into(), noise, 0o644)];
+    // More than one 8 MiB chunk.
     let tarball = host.dir.join("noise.tar");
-    std::fs::write(&tarball, images::layer(&entries)).unwrap();
+    std::fs::write(&tarball, noise_layer()).unwrap();
     let name = format!("{}/test/big:v1", registry.host);
     host.engine(&["import", tarball.to_str().unwrap(), &name])
         .output()
@@ -556,6 +549,56 @@ fn a_large_layer_goes_up_in_chunks() {
     assert!(patches >= 1, "no chunked upload: {:?}", registry.requests());
     let copy = host.dir.join("skopeo-copy");
     registry.pull_with_skopeo("test/big:v1", &format!("oci:{}:v1", copy.display()));
+}
+
+/// 9 MiB that gzip cannot shrink.
+fn noise_layer() -> Vec<u8> {
+    let mut noise = Vec::with_capacity(9 << 20);
+    let mut block = images::digest(token().as_bytes()).into_bytes();
+    while noise.len() < 9 << 20 {
+        block = images::digest(&block).into_bytes();
+        noise.extend_from_slice(&block[7..]);
+    }
+    images::layer(&[Entry::File("noise".into(), noise, 0o644)])
+}
+
+#[test]
+fn a_pull_the_disk_cannot_hold_is_refused_before_it_downloads() {
+    let mut host = TestHost::new();
+    let registry = Registry::plain();
+    let layers = vec![noise_layer()];
+    let path = host.dir.join("big.tar");
+    images::oci_archive(&path, &layers, &images::config(&layers, json!({})), None);
+    registry.push_with_skopeo(
+        &format!("oci-archive:{}", path.display()),
+        "test/big:v1",
+        &[],
+    );
+    // A state root of 4 MiB (a tmpfs in the test host only).
+    std::fs::create_dir_all(&host.state).unwrap();
+    let state = host.state.to_str().unwrap().to_string();
+    host.mount(&["-t", "tmpfs", "-o", "size=4m", "tmpfs", &state]);
+    let config = digest_of_config(&registry);
+    let before = registry.requests().len();
+    let out = host
+        .engine(&["pull", &format!("{}/test/big:v1", registry.host)])
+        .output();
+    out.assert_code(1)
+        .assert_stderr_contains("free")
+        .assert_stderr_contains("image prune");
+    let blobs: Vec<String> = requests_since(&registry, before)
+        .into_iter()
+        .filter(|r| r.contains("/blobs/") && !r.contains(&config))
+        .collect();
+    assert!(blobs.is_empty(), "layers were fetched: {blobs:?}");
+    assert_eq!(store_files(&host, "tmp"), Vec::<String>::new());
+}
+
+/// The config digest of test/big:v1 (fetched before the space check).
+fn digest_of_config(registry: &Registry) -> String {
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&registry.raw_manifest("test/big:v1")).unwrap();
+    manifest["config"]["digest"].as_str().unwrap().to_string()
 }
 
 #[test]

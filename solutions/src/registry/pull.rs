@@ -23,6 +23,9 @@ pub const PARALLEL_DOWNLOADS: usize = 3;
 const RESUMES: u32 = 3;
 /// The most a layer blob may be.
 const LAYER_CAP: u64 = 64 << 30;
+/// The most layers an image may have: docker's overlay2 limit (overlayfs stacks
+/// at most about that many lower directories in one page of mount options).
+pub const MAX_LAYERS: usize = 125;
 
 /// Schema 1 (signed JSON, no digests of layers' contents): refused.
 const MEDIA_SCHEMA1: &[&str] = &[
@@ -242,9 +245,7 @@ pub fn pull(
             host: session.registry.clone(),
             why: format!("the manifest is not valid: {e}"),
         })?;
-    for layer in &manifest.layers {
-        crate::images::compression_of(&layer.media_type)?;
-    }
+    check_sizes(&manifest, &session.registry)?;
     let up_to_date = store
         .resolve(&shown)
         .is_ok_and(|image| image.manifest_digest == manifest_doc.digest);
@@ -274,6 +275,62 @@ pub fn pull(
         id,
         newer: !up_to_date,
     })
+}
+
+/// What a manifest may ask for before anything is fetched: a layer format ferry
+/// reads, at most [`MAX_LAYERS`] layers, and sizes within the caps.
+fn check_sizes(manifest: &Manifest, host: &str) -> Result<(), RegistryError> {
+    let bad = |why: String| RegistryError::BadManifest {
+        host: host.to_string(),
+        why,
+    };
+    if manifest.layers.len() > MAX_LAYERS {
+        return Err(bad(format!(
+            "it has {} layers; overlayfs (and docker) stop at {MAX_LAYERS}",
+            manifest.layers.len()
+        )));
+    }
+    if manifest.config.size > DOCUMENT_CAP {
+        return Err(bad(format!(
+            "its config would be {} bytes, more than {DOCUMENT_CAP}",
+            manifest.config.size
+        )));
+    }
+    for layer in &manifest.layers {
+        crate::images::compression_of(&layer.media_type)?;
+        if layer.size > LAYER_CAP {
+            return Err(bad(format!(
+                "layer {} would be {} bytes, more than {LAYER_CAP}",
+                layer.digest, layer.size
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses to start downloads the store's filesystem cannot hold: each layer is
+/// kept as its blob and unpacked at least as large again, so twice the blobs is
+/// the least it needs (statvfs(3)). A floor, not a promise: a layer may unpack to
+/// much more, and the applier's own caps stop that.
+fn check_space(store: &Store, layers: &[&Descriptor]) -> Result<(), RegistryError> {
+    let needed: u64 = layers
+        .iter()
+        .map(|l| l.size)
+        .fold(0u64, u64::saturating_add)
+        .saturating_mul(2);
+    let dir = store.dir();
+    let Ok(stat) = nix::sys::statvfs::statvfs(dir) else {
+        return Ok(()); // the store is made on first write; nothing to measure yet
+    };
+    let available = stat.blocks_available().saturating_mul(stat.fragment_size());
+    if needed > available {
+        return Err(RegistryError::NoSpace {
+            path: dir.to_path_buf(),
+            needed,
+            available,
+        });
+    }
+    Ok(())
 }
 
 /// The config, the layers and the manifest into the store, then the name.
@@ -324,6 +381,8 @@ fn fetch_image(
             queue.push(i);
         }
     }
+    let fetching: Vec<&Descriptor> = queue.iter().map(|&i| &manifest.layers[i]).collect();
+    check_space(store, &fetching)?;
     fetch_layers(session, store, manifest, diff_ids, &chains, queue, progress)?;
 
     let (digest, _) = store
@@ -570,6 +629,22 @@ mod tests {
             check_manifest("h", "r", None, body, None, None),
             Err(RegistryError::BadManifest { .. })
         ));
+    }
+
+    #[test]
+    fn a_manifest_asking_too_much_is_refused_before_any_download() {
+        let layer = |size| serde_json::json!({"mediaType": oci::MEDIA_OCI_LAYER_GZIP, "digest": Digest::of(b"x"), "size": size});
+        let manifest = |layers: Vec<serde_json::Value>| -> Manifest {
+            serde_json::from_value(serde_json::json!({
+                "schemaVersion": 2,
+                "config": {"mediaType": oci::MEDIA_OCI_CONFIG, "digest": Digest::of(b"c"), "size": 2},
+                "layers": layers,
+            }))
+            .unwrap()
+        };
+        assert!(check_sizes(&manifest(vec![layer(10)]), "h").is_ok());
+        assert!(check_sizes(&manifest(vec![layer(u64::MAX)]), "h").is_err());
+        assert!(check_sizes(&manifest(vec![layer(1); MAX_LAYERS + 1]), "h").is_err());
     }
 
     #[test]

@@ -89,6 +89,12 @@ pub enum RegistryError {
     },
     #[error("the manifest from {host} is unusable: {why}")]
     BadManifest { host: String, why: String },
+    #[error("the image needs at least {needed} bytes in {path}, which has {available} free")]
+    NoSpace {
+        path: std::path::PathBuf,
+        needed: u64,
+        available: u64,
+    },
     #[error("the token service {realm} failed: {detail}")]
     Token { realm: String, detail: String },
     #[error("failed to {action} {path}: {detail}")]
@@ -127,6 +133,7 @@ impl RegistryError {
             Denied { .. } => "the credentials work but lack this right: pushing needs an account that may write to the repository".into(),
             NotFound { .. } => "check the name and the tag (`skopeo list-tags docker://HOST/REPOSITORY` lists the tags)".into(),
             Schema1 { .. } => "pull a newer tag of the image, or convert it (`skopeo copy --format v2s2`)".into(),
+            NoSpace { .. } => "free some space: `image prune -a` removes images no container uses (see chapters/06-images.md)".into(),
             NoPlatform { .. } => "pick one of the listed platforms with --platform os/arch[/variant]".into(),
             DigestMismatch { .. } => "something changed the bytes between the registry and here (or in the registry's storage): nothing was stored; try again, and tell the registry's owner if it persists".into(),
             _ => return None,
