@@ -9,6 +9,7 @@ mod grade;
 mod hostcheck;
 mod ladder;
 mod layers;
+mod links;
 mod manifest;
 /// The project's one mountinfo parser, shared with the engine and the harness.
 #[path = "../../solutions/src/mountinfo.rs"]
@@ -62,7 +63,12 @@ enum Command {
     /// Build the engine and show what it isolates, chapter by chapter (runs as root)
     Demo,
     /// Build the book into target/book (installs a pinned mdBook when missing)
-    Book,
+    Book {
+        /// Then open every page in headless Chromium (installed when missing) and fail on
+        /// a broken link, a missing image or anchor, or a page that errors
+        #[arg(long)]
+        check_links: bool,
+    },
     /// Everything the project checks: fmt, clippy, freshness, tests, ladder, book (CI runs this)
     Test,
     /// Prove the chapters are incremental: chapters 0..=N pass N's tests and fail N+1's
@@ -97,7 +103,8 @@ fn run(cli: Cli) -> Result<()> {
             hostcheck::HostState::ensure_unchanged_since(&host)
         }
         Command::Demo => demo::run(),
-        Command::Book => book::run(),
+        Command::Book { check_links: false } => book::run(),
+        Command::Book { check_links: true } => links::run(),
         Command::Test => suite::run(&manifest),
     }
 }
