@@ -17,9 +17,12 @@ mod mountinfo;
 mod progress;
 mod regions;
 mod results;
+mod slides;
 mod suite;
 mod util;
 mod workshop;
+
+use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -69,6 +72,18 @@ enum Command {
         #[arg(long)]
         check_links: bool,
     },
+    /// Render the decks into target/slides (installs a pinned marp-cli when missing)
+    Slides {
+        /// Also print each deck to PDF (through chromium, installed when missing)
+        #[arg(long)]
+        pdf: bool,
+        /// Fail when a deck does not render or a slide overflows (measured in headless chromium)
+        #[arg(long)]
+        check: bool,
+        /// Render the decks in DIR instead of slides/, into DIR/html (to try the checker)
+        #[arg(long, hide = true, value_name = "DIR")]
+        decks: Option<PathBuf>,
+    },
     /// Everything the project checks: fmt, clippy, freshness, tests, ladder, book (CI runs this)
     Test,
     /// Prove the chapters are incremental: chapters 0..=N pass N's tests and fail N+1's
@@ -105,6 +120,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Demo => demo::run(),
         Command::Book { check_links: false } => book::run(),
         Command::Book { check_links: true } => links::run(),
+        Command::Slides { pdf, check, decks } => slides::run(pdf, check, decks.as_deref()),
         Command::Test => suite::run(&manifest),
     }
 }

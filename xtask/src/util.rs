@@ -1,7 +1,8 @@
 //! Small helpers shared by the xtask commands: running commands visibly, root, apt.
 
+use std::io::Read;
 use std::path::Path;
-use std::process::{Command, ExitStatus};
+use std::process::{Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -56,6 +57,44 @@ pub fn status(command: &mut Command) -> Result<ExitStatus> {
         .with_context(|| format!("failed to start `{}`", describe(command)))
 }
 
+/// Runs a command with its output captured, killed if it outlives `limit` (a headless
+/// browser can hang on a page that never settles). Pipes are drained while it runs, so a
+/// large output cannot block it.
+pub fn output_within(command: &mut Command, limit: Duration) -> Result<Output> {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("failed to start `{}`", describe(command)))?;
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("piped")));
+    let stderr = drain(Box::new(child.stderr.take().expect("piped")));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("`{}` took longer than {limit:?}", describe(command));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Ok(Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
+}
+
 /// Copies a file or a directory tree, leaving out build output (`target/`).
 pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     if from.is_dir() {
@@ -91,7 +130,8 @@ pub const UMOCI: (&str, &str) = ("/usr/bin/umoci", "umoci");
 pub const PODMAN: (&str, &str) = ("/usr/bin/podman", "podman");
 /// For chapter 7: the CNCF distribution registry, started by the tests and the demo.
 pub const REGISTRY: (&str, &str) = ("/usr/bin/docker-registry", "docker-registry");
-/// For `cargo xtask book --check-links`: the browser that opens the built book.
+/// For `cargo xtask book --check-links` and `cargo xtask slides --pdf/--check`: the
+/// browser that opens the built book and prints and measures the decks.
 pub const CHROMIUM: (&str, &str) = ("/usr/bin/chromium", "chromium");
 /// Everything the chapter tests need.
 pub const PACKAGES: &[(&str, &str)] = &[BUSYBOX, SKOPEO, UMOCI, PODMAN, REGISTRY];
