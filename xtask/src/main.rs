@@ -17,6 +17,7 @@ mod mountinfo;
 mod progress;
 mod regions;
 mod results;
+mod screenshots;
 mod slides;
 mod suite;
 mod util;
@@ -84,6 +85,8 @@ enum Command {
         #[arg(long, hide = true, value_name = "DIR")]
         decks: Option<PathBuf>,
     },
+    /// Build the book and the decks, and save PNGs of a few pages and slides in docs/screenshots
+    Screenshots,
     /// Everything the project checks: fmt, clippy, freshness, tests, ladder, book (CI runs this)
     Test,
     /// Prove the chapters are incremental: chapters 0..=N pass N's tests and fail N+1's
@@ -121,6 +124,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Book { check_links: false } => book::run(),
         Command::Book { check_links: true } => links::run(),
         Command::Slides { pdf, check, decks } => slides::run(pdf, check, decks.as_deref()),
+        Command::Screenshots => screenshots::run(),
         Command::Test => suite::run(&manifest),
     }
 }
