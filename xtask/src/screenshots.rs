@@ -118,10 +118,12 @@ impl Shot {
     /// The URL chromium opens, in the built book or the rendered decks.
     fn url(&self, root: &Path) -> String {
         match self.source {
-            Source::Page(page) => file_url(&root.join(format!("target/book/{page}.html"))),
+            Source::Page(page) => {
+                super::slides::file_url(&root.join(format!("target/book/{page}.html")))
+            }
             Source::Slide(deck, n) => format!(
                 "{}?view=next#{n}",
-                file_url(&root.join(format!("target/slides/{deck}.html")))
+                super::slides::file_url(&root.join(format!("target/slides/{deck}.html")))
             ),
         }
     }
@@ -216,20 +218,6 @@ fn screenshot(url: &str, (width, height): (u32, u32), png: &Path) -> Result<()> 
         );
     }
     Ok(())
-}
-
-/// A file:// URL for an absolute path, percent-encoding what a URL cannot hold.
-fn file_url(path: &Path) -> String {
-    let mut url = String::from("file://");
-    for byte in path.to_string_lossy().bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'.' | b'_' | b'~' => {
-                url.push(byte as char)
-            }
-            _ => url.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    url
 }
 
 /// A fresh chromium profile in a temporary directory, removed when dropped.

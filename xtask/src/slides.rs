@@ -351,7 +351,7 @@ fn first_words(text: &str) -> String {
 }
 
 /// A file:// URL for an absolute path, percent-encoding what a URL cannot hold.
-fn file_url(path: &Path) -> String {
+pub(crate) fn file_url(path: &Path) -> String {
     let mut url = String::from("file://");
     for byte in path.to_string_lossy().bytes() {
         match byte {

@@ -130,8 +130,9 @@ pub const UMOCI: (&str, &str) = ("/usr/bin/umoci", "umoci");
 pub const PODMAN: (&str, &str) = ("/usr/bin/podman", "podman");
 /// For chapter 7: the CNCF distribution registry, started by the tests and the demo.
 pub const REGISTRY: (&str, &str) = ("/usr/bin/docker-registry", "docker-registry");
-/// For `cargo xtask book --check-links` and `cargo xtask slides --pdf/--check`: the
-/// browser that opens the built book and prints and measures the decks.
+/// For `cargo xtask book --check-links`, `slides --pdf/--check` and `screenshots`:
+/// the browser that opens the built book, prints and measures the decks, and
+/// takes the pictures.
 pub const CHROMIUM: (&str, &str) = ("/usr/bin/chromium", "chromium");
 /// Everything the chapter tests need.
 pub const PACKAGES: &[(&str, &str)] = &[BUSYBOX, SKOPEO, UMOCI, PODMAN, REGISTRY];
