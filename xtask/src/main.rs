@@ -19,6 +19,7 @@ mod regions;
 mod results;
 mod screenshots;
 mod slides;
+mod snippets;
 mod suite;
 mod util;
 mod workshop;
@@ -87,6 +88,11 @@ enum Command {
     },
     /// Build the book and the decks, and save PNGs of a few pages and slides in docs/screenshots
     Screenshots,
+    /// Run the shell blocks pages and decks mark runnable against the reference engine (as root)
+    Snippets {
+        /// The pages or decks to run [default: every one with a `<!-- runnable -->` block]
+        pages: Vec<PathBuf>,
+    },
     /// Everything the project checks: fmt, clippy, freshness, tests, ladder, book (CI runs this)
     Test,
     /// Prove the chapters are incremental: chapters 0..=N pass N's tests and fail N+1's
@@ -125,6 +131,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Book { check_links: true } => links::run(),
         Command::Slides { pdf, check, decks } => slides::run(pdf, check, decks.as_deref()),
         Command::Screenshots => screenshots::run(),
+        Command::Snippets { pages } => snippets::run(&pages),
         Command::Test => suite::run(&manifest),
     }
 }
