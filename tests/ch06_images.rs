@@ -54,7 +54,7 @@ fn load_and_run(host: &TestHost, archive: &Path, name: &str, said: &str) {
 
 /// `ENGINE run --cgroup-parent P IMAGE ARGS...`
 fn run_image<'h>(host: &'h TestHost, image: &str, args: &[&str]) -> support::Invocation<'h> {
-    let mut all = vec!["run", "--cgroup-parent", &host.cgroup_parent, image];
+    let mut all = vec!["run", "--rm", "--cgroup-parent", &host.cgroup_parent, image];
     all.extend_from_slice(args);
     host.engine(&all)
 }
@@ -105,6 +105,7 @@ fn layers_stack_with_whiteouts_and_the_config_applies() {
     let out = host
         .engine(&[
             "run",
+            "--rm",
             "--cgroup-parent",
             cgroup,
             "-e",
@@ -119,6 +120,7 @@ fn layers_stack_with_whiteouts_and_the_config_applies() {
     let out = host
         .engine(&[
             "run",
+            "--rm",
             "--cgroup-parent",
             cgroup,
             "--entrypoint",

@@ -36,7 +36,7 @@ fn image(host: &TestHost, files: &[(&str, &str)], run: serde_json::Value) -> Str
 
 /// `ENGINE run --cgroup-parent P IMAGE ARGS...`
 fn run_image<'h>(host: &'h TestHost, image: &str, args: &[&str]) -> support::Invocation<'h> {
-    let mut all = vec!["run", "--cgroup-parent", &host.cgroup_parent, image];
+    let mut all = vec!["run", "--rm", "--cgroup-parent", &host.cgroup_parent, image];
     all.extend_from_slice(args);
     host.engine(&all)
 }
@@ -45,6 +45,7 @@ fn run_image<'h>(host: &'h TestHost, image: &str, args: &[&str]) -> support::Inv
 fn run_stored<'h>(host: &'h TestHost, image: &str, args: &[&str]) -> support::Invocation<'h> {
     let mut all = vec![
         "run",
+        "--rm",
         "--pull",
         "never",
         "--cgroup-parent",

@@ -77,11 +77,14 @@ impl TestHost {
         Invocation::new(self, all)
     }
 
-    /// `ENGINE run --rootfs ROOTFS --cgroup-parent PARENT [options and command]`.
+    /// `ENGINE run --rm --rootfs ROOTFS --cgroup-parent PARENT [options and command]`:
+    /// from chapter 8 a container stays in the store after it ends unless `--rm`
+    /// (as docker's); before, it is always removed and `--rm` changes nothing.
     pub fn run(&self, args: &[&str]) -> Invocation<'_> {
         let rootfs = self.rootfs.to_str().unwrap();
         let mut all = vec![
             "run",
+            "--rm",
             "--rootfs",
             rootfs,
             "--cgroup-parent",
@@ -141,8 +144,11 @@ impl TestHost {
 
 impl Drop for TestHost {
     fn drop(&mut self) {
-        let leaked = self.leaked_mounts();
         let leftover = self.container_dirs();
+        // A failed chapter 8 test can leave supervisors running: kill them (and so
+        // their containers, which die with them) before anything is checked.
+        self.kill_supervisors();
+        let leaked = self.leaked_mounts();
         let cgroups = cgroups::remove_parent(&self.cgroup_parent);
         let _ = self.holder.kill();
         let _ = self.holder.wait();
@@ -164,6 +170,41 @@ impl Drop for TestHost {
             leftover.is_empty(),
             "the state root still holds {leftover:?} after the container ended: remove the container's directory on every path"
         );
+    }
+}
+
+impl TestHost {
+    /// Kills the processes the records under the state root name (supervisors
+    /// and containers' first processes), checked by their start time.
+    fn kill_supervisors(&self) {
+        for id in self.container_dirs() {
+            let path = self
+                .state
+                .join("containers")
+                .join(&id)
+                .join("container.json");
+            let Ok(text) = std::fs::read_to_string(path) else {
+                continue;
+            };
+            let Ok(record) = serde_json::from_str::<serde_json::Value>(&text) else {
+                continue;
+            };
+            for key in ["Supervisor", "Process"] {
+                let process = &record["Ferry"][key];
+                let (Some(pid), Some(start)) =
+                    (process["Pid"].as_i64(), process["StartTime"].as_u64())
+                else {
+                    continue;
+                };
+                if super::processes::start_time(pid as i32) == Some(start) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid as i32),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
 

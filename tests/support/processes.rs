@@ -87,3 +87,10 @@ pub fn wait_for_container_file(host: &TestHost, name: &str) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// When process `pid` started (field 22 of /proc/PID/stat), if it exists.
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(22 - 3)?.parse().ok()
+}

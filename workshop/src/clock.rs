@@ -30,6 +30,63 @@ pub fn rfc3339(time: SystemTime) -> String {
     )
 }
 
+/// A time as RFC 3339 in UTC with nanoseconds (`2026-12-01T19:47:14.123456789Z`),
+/// as docker writes container times and log lines.
+pub fn rfc3339_nanos(time: SystemTime) -> String {
+    let nanos = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let seconds = rfc3339(time);
+    format!("{}.{nanos:09}Z", seconds.trim_end_matches('Z'))
+}
+
+/// The nanoseconds since the epoch of an RFC 3339 time (fractions kept), for
+/// ordering and `--since`.
+pub fn parse_rfc3339_nanos(text: &str) -> Option<i128> {
+    let seconds = parse_rfc3339(text)?;
+    let fraction = text
+        .get(19..)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .map(|rest| {
+            rest.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        })
+        .unwrap_or_default();
+    let nanos = format!("{fraction:0<9}").get(..9)?.parse::<i128>().ok()?;
+    Some(i128::from(seconds) * 1_000_000_000 + nanos)
+}
+
+/// A duration as docker's tables say it (go-units' HumanDuration): "Less than a
+/// second", "5 seconds", "About a minute", "3 hours", "2 weeks".
+pub fn human_duration(seconds: u64) -> String {
+    let (minutes, hours) = (seconds / 60, seconds / 3600);
+    match seconds {
+        0 => "Less than a second".to_string(),
+        1 => "1 second".to_string(),
+        s if s < 60 => format!("{s} seconds"),
+        _ if minutes == 1 => "About a minute".to_string(),
+        _ if minutes < 60 => format!("{minutes} minutes"),
+        _ if hours == 1 => "About an hour".to_string(),
+        _ if hours < 48 => format!("{hours} hours"),
+        _ if hours < 24 * 7 * 2 => format!("{} days", hours / 24),
+        _ if hours < 24 * 30 * 2 => format!("{} weeks", hours / 24 / 7),
+        _ if hours < 24 * 365 * 2 => format!("{} months", hours / 24 / 30),
+        _ => format!("{} years", hours / 24 / 365),
+    }
+}
+
+/// Seconds from the RFC 3339 time `then` to `now` (0 when `then` is later or
+/// unreadable).
+pub fn seconds_since(then: &str, now: SystemTime) -> u64 {
+    let now = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    parse_rfc3339(then).map_or(0, |then| (now - then).max(0) as u64)
+}
+
 /// How long ago `then` (RFC 3339) was, as docker's tables say it ("2 hours ago").
 pub fn ago(then: &str, now: SystemTime) -> String {
     let Some(then) = parse_rfc3339(then) else {

@@ -114,3 +114,81 @@ pub fn start_time(pid: i32) -> Option<u64> {
     // The first field after the name is field 3.
     after_name.split_whitespace().nth(22 - 3)?.parse().ok()
 }
+
+/// A process as `top` lists it (`ps -ef`'s columns).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessInfo {
+    pub user: String,
+    pub pid: i32,
+    pub ppid: i32,
+    /// When it started, HH:MM.
+    pub started: String,
+    /// CPU time used, HH:MM:SS.
+    pub time: String,
+    pub command: String,
+}
+
+/// The processes in the PID namespace of process `pid` (the host's view: pids as
+/// the host numbers them), ordered by pid: a container's processes, its `exec`s
+/// included.
+pub fn in_pid_namespace_of(pid: i32) -> Vec<ProcessInfo> {
+    let namespace = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    let Some(wanted) = namespace(&pid.to_string()) else {
+        return Vec::new();
+    };
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as u64;
+    let boot = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|stat| {
+            stat.lines()
+                .find_map(|l| l.strip_prefix("btime "))
+                .and_then(|t| t.trim().parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    let mut found: Vec<ProcessInfo> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let pid: i32 = name.parse().ok()?;
+            (namespace(&name)? == wanted).then_some(())?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
+            let number = |field: usize| fields.get(field - 3)?.parse::<u64>().ok();
+            let cpu = (number(14)? + number(15)?) / ticks;
+            let started = boot + number(22)? / ticks;
+            let uid = std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .ok()?
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|ids| ids.split_whitespace().nth(1)?.parse::<u32>().ok())?;
+            let user = nix::unistd::User::from_uid(uid.into())
+                .ok()
+                .flatten()
+                .map_or(uid.to_string(), |u| u.name);
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let command = String::from_utf8_lossy(&cmdline)
+                .split('\0')
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let clock = crate::clock::rfc3339(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(started),
+            );
+            Some(ProcessInfo {
+                user,
+                pid,
+                ppid: number(4)? as i32,
+                started: clock.get(11..16).unwrap_or("?").to_string(),
+                time: format!("{:02}:{:02}:{:02}", cpu / 3600, cpu / 60 % 60, cpu % 60),
+                command,
+            })
+        })
+        .collect();
+    found.sort_by_key(|p| p.pid);
+    found
+}

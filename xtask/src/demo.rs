@@ -23,6 +23,14 @@ pub fn run() -> Result<()> {
         state: demo.join("state"),
         rootfs,
     };
+    // A demo stopped halfway may have left its detached container running.
+    let _ = util::as_root(&demo.engine.to_string_lossy())
+        .arg("--root")
+        .arg(&demo.state)
+        .args(["rm", "-f", "demo-web"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
 
     section(
         "Chapter 0 — a container is a process",
@@ -152,6 +160,7 @@ pub fn run() -> Result<()> {
     demo.engine(&["images"])?;
     demo.engine(&[
         "run",
+        "--rm",
         "--cgroup-parent",
         CGROUP_PARENT,
         "demo/busybox:1",
@@ -173,6 +182,7 @@ pub fn run() -> Result<()> {
     demo.engine(&["rmi", "demo/busybox:1", &name])?;
     demo.engine(&[
         "run",
+        "--rm",
         "--cgroup-parent",
         CGROUP_PARENT,
         &name,
@@ -183,6 +193,32 @@ pub fn run() -> Result<()> {
     demo.engine(&["pull", &name])?;
     demo.engine(&["rmi", &name])?;
     drop(registry);
+
+    section(
+        "Chapter 8 — containers as objects",
+        "a server detached under its supervisor (ferry itself, in its own session): listed, logged, stopped, removed:",
+    );
+    let rootfs = demo.rootfs.to_string_lossy().into_owned();
+    demo.engine(&[
+        "run",
+        "-d",
+        "--name",
+        "demo-web",
+        "--init",
+        "--cgroup-parent",
+        CGROUP_PARENT,
+        "--rootfs",
+        &rootfs,
+        "sh",
+        "-c",
+        "echo serving; i=0; while :; do i=$((i+1)); echo \"tick $i\"; sleep 0.5; done",
+    ])?;
+    std::thread::sleep(std::time::Duration::from_millis(1600));
+    demo.engine(&["ps"])?;
+    demo.engine(&["logs", "--tail", "3", "demo-web"])?;
+    demo.engine(&["stop", "demo-web"])?;
+    demo.engine(&["ps", "-a", "--filter", "name=demo-web"])?;
+    demo.engine(&["rm", "demo-web"])?;
     demo.cleanup();
     println!("\nThat is the engine as it stands. Build your own: chapters/introduction.md");
     Ok(())
@@ -288,7 +324,7 @@ impl Demo {
         command
             .arg("--root")
             .arg(&self.state)
-            .args(["run", "--rootfs"])
+            .args(["run", "--rm", "--rootfs"])
             .arg(&self.rootfs)
             .args(args);
         for (key, value) in env {
@@ -302,7 +338,7 @@ impl Demo {
         }
         let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
         let shown = format!(
-            "ferry run --rootfs {} {}",
+            "ferry run --rm --rootfs {} {}",
             short(&self.rootfs),
             quoted.join(" ")
         );

@@ -3,11 +3,13 @@
 //! own environment and files for the engine, turns flags into the engine's options,
 //! and is the only place that prints errors, hints and exit codes.
 
+pub mod container;
 pub mod image;
 mod mounts;
 pub mod registry;
 mod run;
 mod table;
+pub mod template;
 mod volume;
 
 use std::path::PathBuf;
@@ -38,6 +40,39 @@ pub struct Cli {
 pub enum Command {
     /// Run a command in a new container
     Run(Box<RunArgs>),
+    /// Create a new container
+    Create(Box<RunArgs>),
+    /// Start one or more stopped containers
+    Start(container::StartArgs),
+    /// Attach to a running container's output
+    Attach(container::AttachArgs),
+    /// List containers
+    Ps(container::PsArgs),
+    /// Fetch the logs of a container
+    Logs(container::LogsArgs),
+    /// Stop one or more running containers
+    Stop(container::StopArgs),
+    /// Kill one or more running containers
+    Kill(container::KillArgs),
+    /// Restart one or more containers
+    Restart(container::StopArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(container::ContainersArgs),
+    /// Remove one or more containers
+    Rm(container::RmArgs),
+    /// Rename a container
+    Rename(container::RenameArgs),
+    /// Display detailed information on containers or images
+    Inspect(container::InspectArgs),
+    /// Display the running processes of a container
+    Top(container::ContainersArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(container::ContainersArgs),
+    /// Manage containers
+    Container(container::ContainerArgs),
+    /// The supervisor of one container (ferry starts it itself)
+    #[command(hide = true)]
+    Supervise(container::SuperviseArgs),
     /// Manage volumes
     Volume(volume::VolumeArgs),
     /// List images
@@ -113,6 +148,22 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
     let state_root = std::path::absolute(&state_root).unwrap_or(state_root);
     match cli.command {
         Command::Run(args) => run::run(&args, &state_root),
+        Command::Create(args) => container::create(&args, &state_root),
+        Command::Start(args) => container::start(&args, &state_root),
+        Command::Attach(args) => container::attach(&args, &state_root),
+        Command::Ps(args) => container::ps(&args, &state_root),
+        Command::Logs(args) => container::logs(&args, &state_root),
+        Command::Stop(args) => container::stop_containers(&args, &state_root),
+        Command::Kill(args) => container::kill(&args, &state_root),
+        Command::Restart(args) => container::restart(&args, &state_root),
+        Command::Wait(args) => container::wait(&args, &state_root),
+        Command::Rm(args) => container::rm(&args, &state_root),
+        Command::Rename(args) => container::rename(&args, &state_root),
+        Command::Inspect(args) => container::inspect(&args, &state_root),
+        Command::Top(args) => container::top(&args, &state_root),
+        Command::Diff(args) => container::diff(&args, &state_root),
+        Command::Container(args) => container::container(args, &state_root),
+        Command::Supervise(args) => Ok(container::supervise(&args, &state_root)),
         Command::Volume(args) => volume::run(&args, &state_root),
         Command::Images(args) => image::images(&args, &state_root),
         Command::Load(args) => image::load(&args, &state_root),

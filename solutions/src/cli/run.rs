@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use crate::engine::options::{ConfigError, Field, RunOptions, SeccompChoice};
-use crate::engine::{self, EngineError};
+use crate::engine::EngineError;
 use crate::env::{self, EnvEntry, EnvError};
 use crate::errors::EXIT_ENGINE_FAILED;
 use crate::privileges::PrivilegeError;
@@ -139,6 +139,22 @@ pub struct RunArgs {
     #[command(flatten)]
     pub registry: super::registry::RegistryFlags,
 
+    /// Run the container in the background (under its supervisor) and print its id
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+
+    /// Assign a name to the container [default: a generated adjective_noun]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Automatically remove the container when it exits
+    #[arg(long)]
+    pub rm: bool,
+
+    /// Restart policy: no, on-failure[:max-retries], always, unless-stopped
+    #[arg(long, value_name = "POLICY")]
+    pub restart: Option<String>,
+
     /// The image (without --rootfs), then the command to run and its arguments
     #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -171,10 +187,46 @@ pub enum CliError {
     Registry(#[from] crate::registry::RegistryError),
     #[error(transparent)]
     RunPull(crate::registry::RegistryError),
+    #[error(transparent)]
+    Container(#[from] crate::engine::containers::ContainerError),
+    /// A container error of `run` or `create` (docker exits 125 for those).
+    #[error(transparent)]
+    RunContainer(crate::engine::containers::ContainerError),
+    /// The supervisor's report of why the container did not start.
+    #[error("{}", .0.message)]
+    Reported(crate::engine::containers::supervisor::Failure),
+    #[error("{0}")]
+    Template(String),
 }
 
 /// Runs `args`; the container's exit code.
 pub fn run(args: &RunArgs, state_root: &Path) -> Result<i32, CliError> {
+    let options = prepare_options(args, state_root)?;
+    if args.detach {
+        return super::container::run_detached(args, options, state_root);
+    }
+    run_attached(args, options, state_root)
+}
+
+/// `run` without -d: create, then start in this process, attached to this
+/// terminal; the container's exit code.
+fn run_attached(args: &RunArgs, options: RunOptions, state_root: &Path) -> Result<i32, CliError> {
+    // BEGIN SOLUTION ch08 "run = create + start, attached: the container stays in the store after it ends (unless --rm)"
+    let memory_limit = options.memory;
+    let record = super::container::make(args, options, false, state_root)?;
+    let containers = crate::engine::containers::Containers::new(state_root);
+    let exit = crate::engine::containers::supervisor::run_attached(&containers, &record)
+        .map_err(|error| flag_error(error, args))?;
+    Ok(told_exit(exit, memory_limit))
+    // BEGIN STUB
+    // crate::note::chapter_not_done(8, "containers", "the container is removed when it ends (ps -a, logs and run -d come with chapter 8)");
+    // let outcome = crate::engine::run(&options, state_root).map_err(|error| flag_error(error, args))?;
+    // Ok(told_exit(outcome.exit, outcome.memory_limit))
+    // END SOLUTION
+}
+
+/// The options of `run`/`create`, with the image pulled when the policy says so.
+pub fn prepare_options(args: &RunArgs, state_root: &Path) -> Result<RunOptions, CliError> {
     let options = options(args)?;
     if let Some(image) = &options.image {
         super::registry::pull_for_run(
@@ -190,18 +242,21 @@ pub fn run(args: &RunArgs, state_root: &Path) -> Result<i32, CliError> {
             other => other,
         })?;
     }
-    let outcome = engine::run(&options, state_root).map_err(|error| flag_error(error, args))?;
-    if outcome.exit.oom_kills > 0 {
-        let limit = outcome
-            .memory_limit
+    Ok(options)
+}
+
+/// The container's exit code, after telling an OOM kill.
+fn told_exit(exit: crate::runtime::Exit, memory_limit: Option<u64>) -> i32 {
+    if exit.oom_kills > 0 {
+        let limit = memory_limit
             .map(|m| format!(" of {} MiB", m >> 20))
             .unwrap_or_default();
         eprintln!(
             "{ENGINE}: the container hit its memory limit{limit}: the kernel's OOM killer killed {} of its processes",
-            outcome.exit.oom_kills
+            exit.oom_kills
         );
     }
-    Ok(outcome.exit.code)
+    exit.code
 }
 
 /// The flags as the engine's options. The caller-side work happens here: `-e KEY`
@@ -334,7 +389,7 @@ pub fn parse_bytes(text: &str) -> Option<u64> {
 
 /// An engine error about a field, told as the flag the user typed (with the
 /// user's own text); other errors as they are.
-fn flag_error(error: EngineError, args: &RunArgs) -> CliError {
+pub fn flag_error(error: EngineError, args: &RunArgs) -> CliError {
     let EngineError::Config(ConfigError { field, value, why }) = &error else {
         return CliError::Engine(error);
     };
@@ -371,24 +426,54 @@ impl CliError {
     /// run, 125 for everything that is ferry's own failure.
     pub fn exit_code(&self) -> i32 {
         match self {
-            CliError::Engine(EngineError::Runtime(RuntimeError::Child { exit_code, .. })) => {
-                *exit_code
-            }
+            CliError::Engine(error) => engine_exit_code(error),
+            CliError::Reported(failure) => failure.exit_code,
             // docker's CLI exits 1 when the daemon refuses a volume command.
-            CliError::Volume(_) | CliError::Image(_) | CliError::Registry(_) => 1,
+            CliError::Volume(_)
+            | CliError::Image(_)
+            | CliError::Registry(_)
+            | CliError::Container(_)
+            | CliError::Template(_) => 1,
             _ => EXIT_ENGINE_FAILED,
         }
     }
 
     /// The likely cause and the chapter that explains it.
     pub fn hint(&self) -> Option<String> {
-        if let CliError::Registry(error) | CliError::RunPull(error) = self {
-            return error.hint();
+        match self {
+            CliError::Registry(error) | CliError::RunPull(error) => error.hint(),
+            CliError::Engine(error) => engine_hint(error),
+            CliError::Reported(failure) => failure.hint.clone(),
+            CliError::Container(error) | CliError::RunContainer(error) => container_hint(error),
+            _ => None,
         }
-        let CliError::Engine(error) = self else {
-            return None;
-        };
-        match error {
+    }
+}
+
+/// docker's exit code for an engine error: the command's 126/127 when it cannot
+/// be run, 125 for ferry's own failures.
+pub fn engine_exit_code(error: &EngineError) -> i32 {
+    match error {
+        EngineError::Runtime(RuntimeError::Child { exit_code, .. }) => *exit_code,
+        _ => EXIT_ENGINE_FAILED,
+    }
+}
+
+/// What to do about a container store error.
+fn container_hint(error: &crate::engine::containers::ContainerError) -> Option<String> {
+    use crate::engine::containers::ContainerError;
+    match error {
+        ContainerError::NotFound { .. } => Some("`ps -a` lists the containers there are, with their names and ids (see chapters/08-containers.md)".into()),
+        ContainerError::NameInUse { .. } => Some("pick another --name, or `rm` the old container first (`ps -a` shows it)".into()),
+        ContainerError::NotStopped { .. } => Some("`stop` it first, or `rm -f` to kill and remove it".into()),
+        ContainerError::Engine(error) => engine_hint(error),
+        _ => None,
+    }
+}
+
+/// The likely cause of an engine error and the chapter that explains it.
+pub fn engine_hint(error: &EngineError) -> Option<String> {
+    match error {
             EngineError::Image(crate::images::ImageError::NotFound { .. }) => Some(
                 "pull it (`pull NAME`), load it (`load -i FILE`, `import`), or name a directory with --rootfs (see chapters/06-images.md and chapters/07-registry.md)".into(),
             ),
@@ -412,5 +497,4 @@ impl CliError {
             ),
             _ => None,
         }
-    }
 }

@@ -84,6 +84,13 @@ impl Bundle {
             .map_err(|source| BundleError { path, source })
     }
 
+    /// Keeps the directory for good (a container kept as an object, chapter 8):
+    /// dropping the bundle no longer removes it.
+    pub fn keep(mut self) -> PathBuf {
+        self.removed = true;
+        self.dir.clone()
+    }
+
     /// Removes the directory and everything in it.
     pub fn remove(mut self) -> Result<(), BundleError> {
         self.removed = true;

@@ -35,6 +35,9 @@ pub fn sweep(state_root: &Path) -> Vec<String> {
     let mut swept = Vec::new();
     for entry in entries.flatten() {
         let dir = entry.path();
+        if dir.join(super::containers::RECORD_FILE).exists() {
+            continue; // a container kept as an object: `Containers::settle` judges it
+        }
         let Ok(state) = State::load(&dir) else {
             continue; // being created, or not a container's: not ours to judge
         };
@@ -61,7 +64,7 @@ pub fn sweep(state_root: &Path) -> Vec<String> {
 
 /// Removes the container's cgroup in every hierarchy, then the parent levels left
 /// empty (its processes are gone, so the directories are empty).
-fn remove_cgroups(spec: &Spec) {
+pub(super) fn remove_cgroups(spec: &Spec) {
     let Some(path) = &spec.linux.cgroups_path else {
         return;
     };

@@ -11,7 +11,8 @@ mod xattr;
 pub use fs::{openat2, openat2_with_mode, restrict_mount_tree};
 pub use net::{interface_flags, set_interface_flags};
 pub use process::{
-    clone_child, close_fds_except, close_range_cloexec, ensure_single_threaded, fork,
+    clone_child, close_fds_except, close_range_cloexec, ensure_single_threaded, fork, pidfd_open,
+    pidfd_send_signal,
 };
 pub use seccomp::load_seccomp_filter;
 pub use signal::reset_signal_dispositions;

@@ -479,34 +479,39 @@ pub fn history(args: &HistoryArgs, state_root: &Path) -> Result<i32, CliError> {
 
 /// `image inspect`: docker's JSON shape.
 pub fn inspect(images: &[String], state_root: &Path) -> Result<i32, CliError> {
-    let store = Store::new(state_root);
-    let mut shown = Vec::new();
-    for text in images {
-        let image = store.resolve(text)?;
-        let tags: Vec<String> = image
-            .names
-            .iter()
-            .map(|n| {
-                format!(
-                    "{}:{}",
-                    n.familiar_name(),
-                    n.tag.as_deref().unwrap_or("latest")
-                )
-            })
-            .collect();
-        shown.push(serde_json::json!({
-            "Id": image.id(),
-            "RepoTags": tags,
-            "RepoDigests": image.names.iter().map(|n| format!("{}@{}", n.familiar_name(), image.manifest_digest)).collect::<Vec<_>>(),
-            "Created": image.config.created,
-            "Config": image.config.config,
-            "Architecture": image.config.architecture,
-            "Os": image.config.os,
-            "Size": store.unpacked_size(&image),
-            "RootFS": {"Type": image.config.rootfs.kind, "Layers": image.config.rootfs.diff_ids},
-            "Metadata": {"LastTagTime": serde_json::Value::Null},
-        }));
-    }
+    let shown = images
+        .iter()
+        .map(|text| inspect_value(text, state_root))
+        .collect::<Result<Vec<_>, _>>()?;
     println!("{}", serde_json::to_string_pretty(&shown).expect("JSON"));
     Ok(0)
+}
+
+/// One image as `image inspect` shows it (docker's field names).
+pub fn inspect_value(text: &str, state_root: &Path) -> Result<serde_json::Value, CliError> {
+    let store = Store::new(state_root);
+    let image = store.resolve(text)?;
+    let tags: Vec<String> = image
+        .names
+        .iter()
+        .map(|n| {
+            format!(
+                "{}:{}",
+                n.familiar_name(),
+                n.tag.as_deref().unwrap_or("latest")
+            )
+        })
+        .collect();
+    Ok(serde_json::json!({
+        "Id": image.id(),
+        "RepoTags": tags,
+        "RepoDigests": image.names.iter().map(|n| format!("{}@{}", n.familiar_name(), image.manifest_digest)).collect::<Vec<_>>(),
+        "Created": image.config.created,
+        "Config": image.config.config,
+        "Architecture": image.config.architecture,
+        "Os": image.config.os,
+        "Size": store.unpacked_size(&image),
+        "RootFS": {"Type": image.config.rootfs.kind, "Layers": image.config.rootfs.diff_ids},
+        "Metadata": {"LastTagTime": serde_json::Value::Null},
+    }))
 }

@@ -10,7 +10,9 @@
 //! start, wait and delete.
 
 pub mod bundle;
+pub mod containers;
 pub mod defaults;
+pub mod diff;
 pub mod options;
 pub mod source;
 pub mod spec_builder;
@@ -65,6 +67,9 @@ pub enum EngineError {
     Image(#[from] crate::images::ImageError),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// The container store (chapter 8) failed: what and why, in words.
+    #[error("{0}")]
+    Store(String),
 }
 
 /// How a `run` ended.
@@ -76,14 +81,73 @@ pub struct RunOutcome {
 }
 
 /// Runs a container to its end: bundle, spec, create, start, wait, delete. The
-/// container's directory and cgroup are removed on every path.
+/// container's directory and cgroup are removed on every path. This is the
+/// chapters 0–7 `run`; from chapter 8 a container is kept as an object instead
+/// (`containers`).
 pub fn run(options: &RunOptions, state_root: &Path) -> Result<RunOutcome, EngineError> {
+    let prepared = prepare(options, state_root)?;
+    let result = execute(prepared.bundle.dir(), &prepared.spec, prepared.no_pivot);
+    let memory_limit = prepared.memory_limit;
+    let removed = prepared.remove(state_root);
+    let exit = result?;
+    removed?;
+    Ok(RunOutcome { exit, memory_limit })
+}
+
+/// A container made but not run: its directory (the bundle, with `config.json`,
+/// the hostname file and the overlay's directories), its spec and what was made
+/// for it.
+#[derive(Debug)]
+pub struct Prepared {
+    pub bundle: Bundle,
+    pub id: ContainerId,
+    pub spec: spec::Spec,
+    /// The options, with the image's config filled in.
+    pub options: RunOptions,
+    /// The image it was made from, if any.
+    pub image: Option<crate::images::Image>,
+    /// The overlay's lower directories, topmost first.
+    pub lowers: Vec<PathBuf>,
+    /// Anonymous volumes made for it: they go with the container.
+    pub anonymous_volumes: Vec<String>,
+    /// The mounts the user asked for (volumes, binds, tmpfs, devices), as spec entries.
+    pub user_mounts: Vec<spec::Mount>,
+    pub no_pivot: bool,
+    pub memory_limit: Option<u64>,
+}
+
+impl Prepared {
+    /// Removes the container's directory and its anonymous volumes (docker
+    /// removes them with `--rm` and `rm -v`).
+    pub fn remove(self, state_root: &Path) -> Result<(), EngineError> {
+        let removed = self.bundle.remove();
+        remove_volumes(state_root, &self.anonymous_volumes)?;
+        Ok(removed?)
+    }
+}
+
+/// Removes the anonymous volumes `names`; every one is tried.
+pub fn remove_volumes(state_root: &Path, names: &[String]) -> Result<(), EngineError> {
+    let store = VolumeStore::new(state_root);
+    let mut result = Ok(());
+    for name in names {
+        if let Err(error) = store.remove(name, true) {
+            result = Err(error.into());
+        }
+    }
+    result
+}
+
+/// Makes a container: options checked, the image's config applied, an id, the
+/// user resolved in the image, volumes found or made, and its directory with the
+/// spec (`config.json`) written. Nothing runs yet; on failure nothing is left.
+pub fn prepare(options: &RunOptions, state_root: &Path) -> Result<Prepared, EngineError> {
     options.check()?;
     // What a ferry killed with SIGKILL left behind goes first.
     sweep::sweep(state_root);
     let source = source::Source::of(options, state_root)?;
     // An image's config fills in what the user did not say (chapter 6).
-    let options = &match &source.image {
+    let options = match &source.image {
         Some(image) => source::with_image_config(options, image.config.config.as_ref())?,
         None => options.clone(),
     };
@@ -100,7 +164,6 @@ pub fn run(options: &RunOptions, state_root: &Path) -> Result<RunOutcome, Engine
         }
         None => None,
     };
-    let namespaces = defaults::namespace_flags();
     if source
         .lowers
         .iter()
@@ -113,45 +176,43 @@ pub fn run(options: &RunOptions, state_root: &Path) -> Result<RunOutcome, Engine
         }
         .into());
     }
-    let store = VolumeStore::new(state_root);
     let mut anonymous = Vec::new();
-    let mounts = match user_mounts(&store, options, &source, &mut anonymous) {
-        Ok(mounts) => mounts,
+    let store = VolumeStore::new(state_root);
+    let made = user_mounts(&store, &options, &source, &mut anonymous).and_then(|mounts| {
+        let bundle = Bundle::create(state_root, id.as_str())?;
+        let context = Context {
+            bundle: &bundle,
+            id: &id,
+            source: &source,
+            hostname: &hostname,
+            user: user.as_ref(),
+            mounts: &mounts,
+        };
+        let spec = write_spec(&context, &options)?;
+        Ok((bundle, spec, mounts))
+    });
+    let (bundle, spec, mounts) = match made {
+        Ok(made) => made,
         Err(error) => {
-            for name in &anonymous {
-                let _ = store.remove(name, true);
-            }
+            let _ = remove_volumes(state_root, &anonymous);
             return Err(error);
         }
     };
-    let bundle = Bundle::create(state_root, id.as_str())?;
-    let context = Context {
-        bundle: &bundle,
-        id: &id,
-        source: &source,
-        hostname: &hostname,
-        user: user.as_ref(),
-        mounts: &mounts,
-    };
-    let result = run_in(&context, options, namespaces);
-    let removed = bundle.remove();
-    // Anonymous volumes go with their container (docker does so with --rm).
-    let mut volumes_removed = Ok(());
-    for name in &anonymous {
-        if let Err(error) = store.remove(name, true) {
-            volumes_removed = Err(error);
-        }
-    }
-    let exit = result?;
-    removed?;
-    volumes_removed?;
-    Ok(RunOutcome {
-        exit,
+    Ok(Prepared {
+        bundle,
+        id,
+        spec,
+        no_pivot: options.no_pivot,
         memory_limit: options.memory,
+        options,
+        image: source.image,
+        lowers: source.lowers,
+        anonymous_volumes: anonymous,
+        user_mounts: mounts,
     })
 }
 
-/// What `run_in` works with.
+/// What `write_spec` works with.
 struct Context<'a> {
     bundle: &'a Bundle,
     id: &'a ContainerId,
@@ -161,12 +222,8 @@ struct Context<'a> {
     mounts: &'a [spec::Mount],
 }
 
-/// The part of `run` that has a container directory to clean up after.
-fn run_in(
-    context: &Context,
-    options: &RunOptions,
-    namespaces: nix::sched::CloneFlags,
-) -> Result<Exit, EngineError> {
+/// Writes the container's files into its directory and its spec as `config.json`.
+fn write_spec(context: &Context, options: &RunOptions) -> Result<spec::Spec, EngineError> {
     let (bundle, id) = (context.bundle, context.id);
     let hostname_file = bundle.write_file("hostname", &format!("{}\n", context.hostname))?;
     let layer = Layer {
@@ -181,7 +238,7 @@ fn run_in(
         lowers: &context.source.lowers,
         image: context.source.image.as_ref(),
         hostname: context.hostname,
-        namespaces,
+        namespaces: defaults::namespace_flags(),
         user: context.user,
         held_capabilities: &held,
         hostname_file: Some(&hostname_file),
@@ -189,15 +246,37 @@ fn run_in(
         mounts: context.mounts,
     })?;
     bundle.write_config(&spec)?;
-    let create = CreateOptions {
-        no_pivot: options.no_pivot,
-    };
-    let mut container = runtime::create(id.as_str(), bundle.dir(), &spec, &create)?;
+    Ok(spec)
+}
+
+/// Runs the container whose directory is `dir` once, with the runtime's four
+/// steps: create, start, wait, delete (its cgroup and state.json go; the
+/// directory stays).
+pub fn execute(dir: &Path, spec: &spec::Spec, no_pivot: bool) -> Result<Exit, EngineError> {
+    let mut container = create_process(dir, spec, no_pivot)?;
     let ran = container.start().and_then(|()| container.wait());
     let deleted = container.delete();
     let exit = ran?;
     deleted?;
     Ok(exit)
+}
+
+/// The runtime's `create` for the container whose directory is `dir`.
+pub fn create_process(
+    dir: &Path,
+    spec: &spec::Spec,
+    no_pivot: bool,
+) -> Result<runtime::Container, EngineError> {
+    let id = dir
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(runtime::create(
+        &id,
+        dir,
+        spec,
+        &CreateOptions { no_pivot },
+    )?)
 }
 
 /// The user's mounts and devices as spec entries: host paths checked, named

@@ -87,3 +87,36 @@ pub fn close_fds_except(keep: &[std::os::fd::RawFd]) -> nix::Result<()> {
     }
     Ok(())
 }
+
+/// A descriptor that refers to process `pid` itself (see pidfd_open(2)): it stays
+/// that process even if the pid is reused, polls readable when the process ends, and
+/// [`pidfd_send_signal`] signals exactly it.
+pub fn pidfd_open(pid: Pid) -> nix::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags, no pointers; on success the returned
+    // descriptor is new and owned by nobody else, so OwnedFd may own it.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    let fd = nix::errno::Errno::result(fd)?;
+    // SAFETY: `fd` was just returned by the kernel and is not owned elsewhere.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as std::os::fd::RawFd) })
+}
+
+/// Sends `signal` to the process `pidfd` refers to (see pidfd_send_signal(2)).
+pub fn pidfd_send_signal(
+    pidfd: std::os::fd::BorrowedFd<'_>,
+    signal: nix::sys::signal::Signal,
+) -> nix::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a null siginfo asks the kernel to fill it in as kill(2) would; the
+    // descriptor is borrowed, so it stays open for the call.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal as libc::c_int,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    nix::errno::Errno::result(result).map(drop)
+}

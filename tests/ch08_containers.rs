@@ -1,0 +1,611 @@
+//! Chapter 8 — containers as objects: create/start/run -d, the supervisor, logs,
+//! stop/kill/restart/wait/rm, ps and inspect, names, restart policies, diff, top,
+//! and what is left (nothing) after rm. See chapters/08-containers.md.
+//!
+//! Every container a test starts detached is removed by the test (`rm -f`); if a
+//! test fails first, the test host kills the supervisors its records name.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{token, TestHost};
+
+/// `ENGINE run -d --rootfs ROOTFS --cgroup-parent P [args]`: the new container's id.
+fn detached(host: &TestHost, args: &[&str]) -> String {
+    let rootfs = host.rootfs.to_str().unwrap();
+    let mut all = vec![
+        "run",
+        "-d",
+        "--rootfs",
+        rootfs,
+        "--cgroup-parent",
+        &host.cgroup_parent,
+    ];
+    all.extend_from_slice(args);
+    let out = host.engine(&all).output();
+    out.assert_success();
+    let id = out.stdout.trim().to_string();
+    assert!(
+        id.len() == 64 && id.chars().all(|c| c.is_ascii_hexdigit()),
+        "run -d prints the container's full id (64 hex digits)\n{out}"
+    );
+    id
+}
+
+/// `ENGINE inspect NAME`, the container's object.
+fn inspect(host: &TestHost, name: &str) -> serde_json::Value {
+    let out = host.engine(&["inspect", name]).output();
+    out.assert_success();
+    let all: serde_json::Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("inspect prints a JSON array ({e})\n{out}"));
+    all[0].clone()
+}
+
+/// Waits until `check` holds (10 s at most), saying `what` when it does not.
+fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn status(host: &TestHost, name: &str) -> String {
+    inspect(host, name)["State"]["Status"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn rm_f(host: &TestHost, names: &[&str]) {
+    let mut all = vec!["rm", "-f"];
+    all.extend_from_slice(names);
+    host.engine(&all).output().assert_success();
+}
+
+#[test]
+fn a_detached_containers_logs_keep_stdout_and_stderr_apart() {
+    let host = TestHost::new();
+    let (out_token, err_token) = (token(), token());
+    let script = format!("echo out-{out_token}; echo err-{err_token} >&2; exec sleep 60");
+    let id = detached(&host, &["--name", "talker", "sh", "-c", &script]);
+    wait_until("both lines are in the log", || {
+        let out = host.engine(&["logs", "talker"]).output();
+        out.stdout.contains(&out_token) && out.stderr.contains(&err_token)
+    });
+    let out = host.engine(&["logs", &id[..12]]).output();
+    out.assert_success();
+    assert!(
+        !out.stdout.contains(&err_token) && !out.stderr.contains(&out_token),
+        "stdout and stderr are kept apart in the log\n{out}"
+    );
+    let out = host
+        .engine(&["logs", "-t", "--tail", "1", "talker"])
+        .output();
+    let line = out
+        .stdout
+        .lines()
+        .chain(out.stderr.lines())
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let time = line.split(' ').next().unwrap_or_default();
+    assert!(
+        time.len() >= 20 && time.as_bytes()[10] == b'T' && time.ends_with('Z'),
+        "logs -t starts each line with the RFC 3339 time it was written: {line:?}\n{out}"
+    );
+    rm_f(&host, &["talker"]);
+}
+
+#[test]
+fn stop_kills_a_shell_that_ignores_sigterm_after_the_grace_period() {
+    let host = TestHost::new();
+    let marker = token();
+    // As PID 1 of its namespace, a shell without a TERM trap ignores SIGTERM.
+    let script = format!("trap '' TERM; while :; do sleep 1; done; : {marker}");
+    detached(&host, &["--name", "stubborn", "sh", "-c", &script]);
+    wait_until("it runs", || status(&host, "stubborn") == "running");
+    let started = Instant::now();
+    host.engine(&["stop", "-t", "1", "stubborn"])
+        .output()
+        .assert_success()
+        .assert_stdout_contains("stubborn");
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(8),
+        "stop -t 1 waits one second, then kills: it took {took:?}"
+    );
+    let state = &inspect(&host, "stubborn")["State"];
+    assert_eq!(state["Status"], "exited", "{state}");
+    assert_eq!(state["ExitCode"], 137, "SIGKILL is exit 137: {state}");
+    let out = host.engine(&["ps", "-a"]).output();
+    out.assert_stdout_contains("Exited (137)");
+    host.engine(&["rm", "stubborn"]).output().assert_success();
+}
+
+#[test]
+fn stop_sends_sigterm_first_and_a_container_that_handles_it_ends_in_time() {
+    let host = TestHost::new();
+    let script = "trap 'echo bye; exit 7' TERM; while :; do sleep 0.1; done";
+    detached(&host, &["--name", "polite", "sh", "-c", script]);
+    wait_until("it runs", || status(&host, "polite") == "running");
+    let started = Instant::now();
+    host.engine(&["stop", "-t", "30", "polite"])
+        .output()
+        .assert_success();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "a container that ends on SIGTERM does not wait for the grace period"
+    );
+    assert_eq!(inspect(&host, "polite")["State"]["ExitCode"], 7);
+    host.engine(&["logs", "polite"])
+        .output()
+        .assert_stdout_contains("bye");
+    host.engine(&["rm", "polite"]).output().assert_success();
+}
+
+#[test]
+fn exit_codes_and_oom_kills_show_in_ps_and_inspect() {
+    let host = TestHost::new();
+    let rootfs = host.rootfs.to_str().unwrap();
+    let cgroup = host.cgroup_parent.as_str();
+    let base = ["run", "--rootfs", rootfs, "--cgroup-parent", cgroup];
+    let run = |extra: &[&str]| {
+        let mut all = base.to_vec();
+        all.extend_from_slice(extra);
+        host.engine(&all).output()
+    };
+    run(&["--name", "three", "sh", "-c", "exit 3"]).assert_code(3);
+    run(&["--name", "hog", "--memory", "32m", "/probe", "hog", "256"]).assert_code(137);
+    let three = inspect(&host, "three");
+    let hog = inspect(&host, "hog");
+    assert_eq!(
+        (
+            three["State"]["ExitCode"].clone(),
+            three["State"]["OOMKilled"].clone()
+        ),
+        (serde_json::json!(3), serde_json::json!(false))
+    );
+    assert_eq!(hog["State"]["OOMKilled"], true, "{}", hog["State"]);
+    let out = host
+        .engine(&["ps", "-a", "--format", "{{.Names}}\t{{.Status}}"])
+        .output();
+    out.assert_success();
+    let settings = support::snapshot_settings(&host, &[]);
+    let mut settings = settings;
+    settings.add_filter(r"\d+ seconds?|Less than a second", "[AGO]");
+    settings.bind(|| {
+        insta::assert_snapshot!("ch08_ps_exit_codes", out.stdout);
+        insta::assert_snapshot!(
+            "ch08_inspect_state",
+            serde_json::to_string_pretty(&three["State"]).unwrap()
+        );
+    });
+    host.engine(&["rm", "three", "hog"])
+        .output()
+        .assert_success();
+}
+
+#[test]
+fn twenty_containers_started_concurrently_all_run_with_unique_ids_and_names() {
+    let host = TestHost::new();
+    let ids: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..20)
+            .map(|_| scope.spawn(|| detached(&host, &["sleep", "60"])))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let out = host
+        .engine(&[
+            "ps",
+            "--no-trunc",
+            "--format",
+            "{{.ID}} {{.Names}} {{.State}}",
+        ])
+        .output();
+    out.assert_success();
+    let rows: Vec<Vec<&str>> = out.stdout.lines().map(|l| l.split(' ').collect()).collect();
+    assert_eq!(rows.len(), 20, "ps lists the 20 running containers\n{out}");
+    let mut names: Vec<&str> = rows.iter().map(|r| r[1]).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 20, "every name is unique\n{out}");
+    for id in &ids {
+        assert!(
+            rows.iter().any(|r| r[0] == id && r[2] == "running"),
+            "{id} is listed as running\n{out}"
+        );
+    }
+    let all: Vec<&str> = ids.iter().map(String::as_str).collect();
+    rm_f(&host, &all);
+    assert!(host.container_dirs().is_empty());
+}
+
+#[test]
+fn after_rm_nothing_of_the_container_is_left() {
+    let host = TestHost::new();
+    let id = detached(&host, &["--name", "gone", "-v", "/data", "sleep", "60"]);
+    wait_until("it runs", || status(&host, "gone") == "running");
+    let record = inspect(&host, "gone");
+    let pid = record["State"]["Pid"].as_i64().unwrap();
+    let supervisor = record["Ferry"]["Supervisor"]["Pid"].as_i64().unwrap();
+    let out = host.engine(&["rm", "gone"]).output();
+    out.assert_code(1)
+        .assert_stderr_contains("Stop the container");
+    host.engine(&["rm", "-f", "-v", "gone"])
+        .output()
+        .assert_success()
+        .assert_stdout_contains("gone");
+    for (what, pid) in [("container's process", pid), ("supervisor", supervisor)] {
+        wait_until(&format!("the {what} is gone"), || {
+            !std::path::Path::new(&format!("/proc/{pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|s| s.contains(") Z"))
+        });
+    }
+    assert!(host.container_dirs().is_empty(), "its directory is removed");
+    let out = host.engine(&["volume", "ls", "-q"]).output();
+    assert_eq!(
+        out.stdout.trim(),
+        "",
+        "rm -v removes its anonymous volume\n{out}"
+    );
+    let out = host.engine(&["inspect", &id]).output();
+    out.assert_code(1)
+        .assert_stderr_contains("No such container");
+    // Cgroups and mounts: the test host checks both when it is dropped.
+}
+
+#[test]
+fn a_killed_supervisor_leaves_a_dead_container_that_the_next_command_cleans() {
+    let host = TestHost::new();
+    detached(&host, &["--name", "orphan", "sleep", "60"]);
+    wait_until("it runs", || status(&host, "orphan") == "running");
+    let record = inspect(&host, "orphan");
+    let pid = record["State"]["Pid"].as_i64().unwrap() as i32;
+    let supervisor = record["Ferry"]["Supervisor"]["Pid"].as_i64().unwrap() as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(supervisor),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_until("the supervisor is gone", || {
+        !std::path::Path::new(&format!("/proc/{supervisor}")).exists()
+    });
+    let out = host.engine(&["ps", "-a"]).output();
+    out.assert_success().assert_stdout_contains("Dead");
+    assert!(
+        !out.stdout.contains("Up "),
+        "a container without its supervisor is never reported running\n{out}"
+    );
+    wait_until("the container's process is gone", || {
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    });
+    let dir = host
+        .state
+        .join("containers")
+        .join(record["Id"].as_str().unwrap());
+    assert!(
+        !dir.join("state.json").exists(),
+        "the runtime's state is cleaned"
+    );
+    let state = &inspect(&host, "orphan")["State"];
+    assert_eq!(state["Running"], false, "{state}");
+    assert!(
+        state["Error"].as_str().unwrap().contains("supervisor"),
+        "{state}"
+    );
+    host.engine(&["rm", "orphan"]).output().assert_success();
+}
+
+#[test]
+fn restart_on_failure_2_restarts_twice() {
+    let host = TestHost::new();
+    detached(
+        &host,
+        &[
+            "--name",
+            "flaky",
+            "--restart",
+            "on-failure:2",
+            "sh",
+            "-c",
+            "echo try; exit 1",
+        ],
+    );
+    wait_until("it has given up", || {
+        let record = inspect(&host, "flaky");
+        record["State"]["Status"] == "exited" && record["RestartCount"] == 2
+    });
+    let out = host.engine(&["logs", "flaky"]).output();
+    assert_eq!(
+        out.stdout.matches("try").count(),
+        3,
+        "one run and two restarts\n{out}"
+    );
+    host.engine(&["rm", "flaky"]).output().assert_success();
+    let out = host
+        .engine(&[
+            "run",
+            "--rm",
+            "--restart",
+            "always",
+            "--rootfs",
+            host.rootfs.to_str().unwrap(),
+            "true",
+        ])
+        .output();
+    out.assert_code(125)
+        .assert_stderr_contains("--restart and --rm");
+}
+
+#[test]
+fn create_then_start_attached_and_start_again_keeps_the_upper_layer() {
+    let host = TestHost::new();
+    let rootfs = host.rootfs.to_str().unwrap();
+    let script = "echo line >> /count; wc -l < /count";
+    let out = host
+        .engine(&[
+            "create",
+            "--name",
+            "counter",
+            "--rootfs",
+            rootfs,
+            "--cgroup-parent",
+            &host.cgroup_parent,
+            "sh",
+            "-c",
+            script,
+        ])
+        .output();
+    out.assert_success();
+    assert_eq!(out.stdout.trim().len(), 64, "create prints the id\n{out}");
+    assert_eq!(status(&host, "counter"), "created");
+    host.engine(&["ps", "-a"])
+        .output()
+        .assert_stdout_contains("Created");
+    let out = host.engine(&["start", "-a", "counter"]).output();
+    out.assert_success();
+    assert_eq!(out.stdout.trim(), "1", "{out}");
+    let out = host.engine(&["start", "-a", "counter"]).output();
+    assert_eq!(
+        out.stdout.trim(),
+        "2",
+        "a second start runs on the same upper layer\n{out}"
+    );
+    let out = host.engine(&["wait", "counter"]).output();
+    assert_eq!(out.stdout.trim(), "0", "{out}");
+    assert!(
+        std::fs::read_to_string(host.rootfs.join("count")).is_err(),
+        "the rootfs is never written"
+    );
+    host.engine(&["rm", "counter"]).output().assert_success();
+}
+
+#[test]
+fn names_are_unique_and_containers_can_be_renamed() {
+    let host = TestHost::new();
+    detached(&host, &["--name", "web", "sleep", "60"]);
+    let rootfs = host.rootfs.to_str().unwrap();
+    let out = host
+        .engine(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--rootfs",
+            rootfs,
+            "--cgroup-parent",
+            &host.cgroup_parent,
+            "sleep",
+            "60",
+        ])
+        .output();
+    out.assert_code(125)
+        .assert_stderr_contains("is already in use");
+    let out = host
+        .engine(&["run", "--name", "no/slash", "--rootfs", rootfs, "true"])
+        .output();
+    out.assert_code(125)
+        .assert_stderr_contains("Invalid container name");
+    host.engine(&["rename", "web", "site"])
+        .output()
+        .assert_success();
+    let out = host.engine(&["ps", "--filter", "name=site", "-q"]).output();
+    assert_eq!(out.stdout.lines().count(), 1, "{out}");
+    let out = host.engine(&["stop", "web"]).output();
+    out.assert_code(1)
+        .assert_stderr_contains("No such container: web");
+    rm_f(&host, &["site"]);
+}
+
+#[test]
+fn the_supervisor_has_its_own_session_and_nothing_of_its_caller() {
+    let host = TestHost::new();
+    let canary = host.canary("fd-canary", &token());
+    let secret = token();
+    let rootfs = host.rootfs.to_str().unwrap();
+    let out = host
+        .engine(&[
+            "run",
+            "-d",
+            "--name",
+            "alone",
+            "--rootfs",
+            rootfs,
+            "--cgroup-parent",
+            &host.cgroup_parent,
+            "sleep",
+            "60",
+        ])
+        .env("FERRY_TEST_SECRET", &secret)
+        .inherit_fd(std::fs::File::open(&canary).unwrap(), 7)
+        .output();
+    out.assert_success();
+    let record = inspect(&host, "alone");
+    let supervisor = record["Ferry"]["Supervisor"]["Pid"].as_i64().unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{supervisor}/stat")).unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    assert_eq!(
+        fields[6 - 3],
+        supervisor.to_string(),
+        "the supervisor leads its own session: {stat}"
+    );
+    assert_eq!(
+        fields[7 - 3],
+        "0",
+        "the supervisor has no controlling terminal: {stat}"
+    );
+    let environ = std::fs::read(format!("/proc/{supervisor}/environ")).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&environ).contains(&secret),
+        "the caller's environment does not reach the supervisor"
+    );
+    for entry in std::fs::read_dir(format!("/proc/{supervisor}/fd"))
+        .unwrap()
+        .flatten()
+    {
+        let target = std::fs::read_link(entry.path()).unwrap_or_default();
+        assert_ne!(target, canary, "the caller's fd 7 reached the supervisor");
+    }
+    rm_f(&host, &["alone"]);
+}
+
+#[test]
+fn diff_shows_what_the_container_added_changed_and_deleted() {
+    let host = TestHost::new();
+    let rootfs = host.rootfs.to_str().unwrap();
+    host.engine(&[
+        "run",
+        "--name",
+        "changer",
+        "--rootfs",
+        rootfs,
+        "--cgroup-parent",
+        &host.cgroup_parent,
+        "sh",
+        "-c",
+        "echo new > /added; echo more >> /etc/passwd; rm /etc/group",
+    ])
+    .output()
+    .assert_success();
+    let out = host.engine(&["diff", "changer"]).output();
+    out.assert_success();
+    for line in ["A /added", "C /etc/passwd", "D /etc/group"] {
+        assert!(
+            out.stdout.lines().any(|l| l == line),
+            "diff shows {line:?}\n{out}"
+        );
+    }
+    host.engine(&["rm", "changer"]).output().assert_success();
+}
+
+#[test]
+fn top_lists_the_containers_processes() {
+    let host = TestHost::new();
+    let marker = token();
+    let script = format!("sleep 60 & sleep 61; : {marker}");
+    detached(&host, &["--name", "busy", "sh", "-c", &script]);
+    wait_until("both sleeps run", || {
+        host.engine(&["top", "busy"])
+            .output()
+            .stdout
+            .contains("sleep 61")
+    });
+    let out = host.engine(&["top", "busy"]).output();
+    assert!(out.stdout.starts_with("UID "), "{out}");
+    for command in ["sleep 60", "sleep 61", &marker] {
+        out.assert_stdout_contains(command);
+    }
+    rm_f(&host, &["busy"]);
+}
+
+#[test]
+fn inspect_has_dockers_shape() {
+    let host = TestHost::new();
+    detached(
+        &host,
+        &[
+            "--name",
+            "shape",
+            "--hostname",
+            "box",
+            "-e",
+            "GREETING=hi",
+            "sleep",
+            "60",
+        ],
+    );
+    wait_until("it runs", || status(&host, "shape") == "running");
+    let record = inspect(&host, "shape");
+    let out = host
+        .engine(&[
+            "inspect",
+            "-f",
+            "{{.Name}} {{.State.Status}} {{.Config.Hostname}} {{.GraphDriver.Name}}",
+            "shape",
+        ])
+        .output();
+    assert_eq!(out.stdout.trim(), "/shape running box overlay", "{out}");
+    for key in [
+        "Id",
+        "Name",
+        "Created",
+        "State",
+        "Config",
+        "HostConfig",
+        "Mounts",
+        "GraphDriver",
+    ] {
+        assert!(record.get(key).is_some(), "inspect has {key}: {record}");
+    }
+    for key in [
+        "Status",
+        "Running",
+        "Pid",
+        "ExitCode",
+        "OOMKilled",
+        "StartedAt",
+        "FinishedAt",
+    ] {
+        assert!(
+            record["State"].get(key).is_some(),
+            "State has {key}: {record}"
+        );
+    }
+    assert!(record["Config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e == "GREETING=hi"));
+    rm_f(&host, &["shape"]);
+}
+
+#[test]
+fn kill_sends_the_signal_asked_for_and_only_that() {
+    let host = TestHost::new();
+    let script = "trap 'echo got-hup' HUP; while :; do sleep 0.1; done";
+    detached(&host, &["--name", "listener", "sh", "-c", script]);
+    wait_until("it runs", || status(&host, "listener") == "running");
+    host.engine(&["kill", "-s", "HUP", "listener"])
+        .output()
+        .assert_success();
+    wait_until("the trap ran", || {
+        host.engine(&["logs", "listener"])
+            .output()
+            .stdout
+            .contains("got-hup")
+    });
+    assert_eq!(
+        status(&host, "listener"),
+        "running",
+        "SIGHUP is sent, not SIGKILL after it"
+    );
+    host.engine(&["kill", "listener"]).output().assert_success();
+    wait_until("it has exited", || status(&host, "listener") == "exited");
+    assert_eq!(inspect(&host, "listener")["State"]["ExitCode"], 137);
+    let out = host.engine(&["kill", "listener"]).output();
+    out.assert_code(1).assert_stderr_contains("is not running");
+    host.engine(&["rm", "listener"]).output().assert_success();
+}
