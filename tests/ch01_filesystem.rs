@@ -168,10 +168,11 @@ fn old_root_is_detached_and_removed() {
     let report = probe_report(&host, &[], &["report"]);
     // The container's own kernel filesystems (and what later chapters mount under
     // them) and the engine's files bound over the image's (chapter 2's
-    // /etc/hostname) are fine; anything else came from the host.
+    // /etc/hostname, chapter 8's /etc/hosts and /etc/resolv.conf) are fine;
+    // anything else came from the host.
     let own = |target: &str| {
         target == "/"
-            || target == "/etc/hostname"
+            || ["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"].contains(&target)
             || ["/proc", "/dev", "/sys"]
                 .iter()
                 .any(|p| target == *p || target.starts_with(&format!("{p}/")))

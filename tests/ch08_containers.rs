@@ -609,3 +609,215 @@ fn kill_sends_the_signal_asked_for_and_only_that() {
     out.assert_code(1).assert_stderr_contains("is not running");
     host.engine(&["rm", "listener"]).output().assert_success();
 }
+// Harmless when the engine gets it wrong: every file a test plants or watches is
+// in the test's temp dir, and a container mounts only in its own namespace.
+
+// /etc/hosts and /etc/resolv.conf: the engine's files, bound over the image's.
+
+/// The host's resolver configuration as the engine reads it: systemd-resolved's
+/// upstream file when /etc/resolv.conf names only its stub.
+fn host_resolv_conf() -> String {
+    let main = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let servers: Vec<&str> = main
+        .lines()
+        .filter_map(|line| line.strip_prefix("nameserver"))
+        .map(str::trim)
+        .collect();
+    if servers == ["127.0.0.53"] {
+        if let Ok(upstream) = std::fs::read_to_string("/run/systemd/resolve/resolv.conf") {
+            return upstream;
+        }
+    }
+    main
+}
+
+/// Whether a resolv.conf line names a nameserver on the loopback.
+fn loopback_nameserver(line: &str) -> bool {
+    let mut words = line.split_whitespace();
+    words.next() == Some("nameserver")
+        && words
+            .next()
+            .and_then(|address| address.parse::<std::net::IpAddr>().ok())
+            .is_some_and(|address| address.is_loopback())
+}
+
+/// What the container reads at `path`, with `options` before the command.
+fn read_in_container(host: &TestHost, options: &[&str], path: &str) -> String {
+    let mut args = options.to_vec();
+    args.extend(["cat", path]);
+    let out = host.run(&args).output();
+    out.assert_success();
+    out.stdout.clone()
+}
+
+#[test]
+fn etc_hosts_names_localhost_and_the_containers_hostname() {
+    let host = TestHost::new();
+    let name = format!("h-{}", token());
+    let hosts = read_in_container(&host, &["--hostname", &name], "/etc/hosts");
+    let lines: Vec<Vec<&str>> = hosts
+        .lines()
+        .map(|line| line.split_whitespace().collect())
+        .collect();
+    let names_of = |address: &str| -> Vec<&str> {
+        lines
+            .iter()
+            .filter(|words| words.first() == Some(&address))
+            .flat_map(|words| words[1..].iter().copied())
+            .collect()
+    };
+    assert!(
+        names_of("127.0.0.1").contains(&"localhost"),
+        "127.0.0.1 must be localhost\n{hosts}"
+    );
+    assert!(
+        names_of("::1").contains(&"localhost"),
+        "::1 must be localhost\n{hosts}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|words| words.iter().skip(1).any(|n| *n == name)),
+        "the container's hostname {name} must be in /etc/hosts\n{hosts}"
+    );
+}
+
+#[test]
+fn etc_resolv_conf_has_no_loopback_nameserver_and_keeps_the_hosts_search() {
+    let host = TestHost::new();
+    let resolv = read_in_container(&host, &[], "/etc/resolv.conf");
+    assert!(
+        !resolv.lines().any(loopback_nameserver),
+        "the host's loopback is not reachable from the container's network namespace\n{resolv}"
+    );
+    assert!(
+        resolv.lines().any(|l| l.starts_with("nameserver")),
+        "a nameserver must be left (docker's defaults when the host has none)\n{resolv}"
+    );
+    // The host's search domains and options come along, whatever they are here.
+    for line in host_resolv_conf().lines() {
+        if line.starts_with("search") || line.starts_with("options") {
+            assert!(
+                resolv.lines().any(|l| l == line),
+                "the host's {line:?} must be kept\n{resolv}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_rootfs_without_etc_files_gets_the_engines() {
+    for no_etc in [false, true] {
+        for (read_only_mount, options) in [
+            (false, &[][..]),
+            (false, &["--read-only"][..]),
+            (true, &[][..]),
+        ] {
+            let mut host = TestHost::new();
+            if no_etc {
+                std::fs::remove_dir_all(host.rootfs.join("etc")).unwrap();
+            } else {
+                std::fs::remove_file(host.rootfs.join("etc/hostname")).unwrap();
+            }
+            if read_only_mount {
+                host.make_rootfs_read_only();
+            }
+            let before = support::fixture::tree_listing(&host.rootfs);
+            let name = format!("n-{}", token());
+            let mut args = options.to_vec();
+            args.extend([
+                "--hostname",
+                &name,
+                "sh",
+                "-c",
+                "cat /etc/hostname /etc/hosts /etc/resolv.conf",
+            ]);
+            let out = host.run(&args).output();
+            let case = format!(
+                "no /etc: {no_etc}, read-only mount: {read_only_mount}, options {options:?}"
+            );
+            out.assert_success();
+            assert_eq!(
+                out.stdout.lines().next(),
+                Some(name.as_str()),
+                "{case}\n{out}"
+            );
+            assert!(out.stdout.contains("localhost"), "{case}\n{out}");
+            assert!(out.stdout.contains("nameserver"), "{case}\n{out}");
+            assert_eq!(
+                support::fixture::tree_listing(&host.rootfs),
+                before,
+                "{case}: the missing files must be made in the container's layer, not in the rootfs"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_images_own_etc_files_are_never_written() {
+    let host = TestHost::new();
+    let planted = format!("# the image's own {}\n", token());
+    for file in ["hosts", "resolv.conf"] {
+        std::fs::write(host.rootfs.join("etc").join(file), &planted).unwrap();
+    }
+    let before = support::fixture::tree_listing(&host.rootfs);
+    // A container may write its /etc/hosts (docker's are read-write): the write
+    // lands in the engine's file, not the image's.
+    let script = "echo '10.9.8.7 added' >> /etc/hosts && echo '# added' >> /etc/resolv.conf \
+                  && cat /etc/hosts /etc/resolv.conf";
+    let out = host.run(&["sh", "-c", script]).output();
+    out.assert_success()
+        .assert_stdout_contains("localhost")
+        .assert_stdout_contains("10.9.8.7 added");
+    assert!(
+        !out.stdout.contains(planted.trim()),
+        "the container must see the engine's files, not the image's\n{out}"
+    );
+    assert_eq!(
+        support::fixture::tree_listing(&host.rootfs),
+        before,
+        "the engine (or the container through it) wrote the image's /etc files"
+    );
+}
+
+#[test]
+fn a_symlinked_resolv_conf_never_leads_out_of_the_root() {
+    let host = TestHost::new();
+    let outside = host.dir.join(format!("outside-{}", token()));
+    std::fs::create_dir(&outside).unwrap();
+    let canary = outside.join("resolv.conf");
+    std::fs::write(&canary, "untouched\n").unwrap();
+    let etc = host.rootfs.join("etc");
+    // An absolute link to a file that exists outside, and a climbing one to a
+    // file that does not: both must resolve inside the root.
+    std::os::unix::fs::symlink(&canary, etc.join("resolv.conf")).unwrap();
+    let climbing = format!("../../../../../../{}/hosts", outside.display());
+    std::os::unix::fs::symlink(&climbing, etc.join("hosts")).unwrap();
+    let before = support::fixture::tree_listing(&host.rootfs);
+    let out = host
+        .run(&[
+            "sh",
+            "-c",
+            "cat /etc/resolv.conf /etc/hosts; echo pwned > /etc/resolv.conf; echo pwned > /etc/hosts",
+        ])
+        .output();
+    out.assert_success()
+        .assert_stdout_contains("nameserver")
+        .assert_stdout_contains("localhost");
+    assert_eq!(std::fs::read_to_string(&canary).unwrap(), "untouched\n");
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        1,
+        "the engine made a file where the link pointed, outside the root"
+    );
+    assert_eq!(
+        support::fixture::tree_listing(&host.rootfs),
+        before,
+        "the rootfs (its links included) must be unchanged"
+    );
+    assert!(
+        host.leaked_mounts().is_empty(),
+        "mounts leaked: {:?}",
+        host.leaked_mounts()
+    );
+}

@@ -204,7 +204,37 @@ impl TestHost {
                 }
             }
         }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        // They die with their supervisor; their cgroups can go once they have.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::time::Instant::now() < deadline && !self.cgroup_processes_gone() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Whether no process is left in the test's cgroups (any hierarchy).
+    fn cgroup_processes_gone(&self) -> bool {
+        let parent = self.cgroup_parent.trim_start_matches('/');
+        let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
+            return true;
+        };
+        hierarchies.flatten().all(|h| {
+            let mut stack = vec![h.path().join(parent)];
+            while let Some(dir) = stack.pop() {
+                let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+                if !procs.trim().is_empty() {
+                    return false;
+                }
+                if let Ok(children) = std::fs::read_dir(&dir) {
+                    stack.extend(
+                        children
+                            .flatten()
+                            .filter(|c| c.path().is_dir())
+                            .map(|c| c.path()),
+                    );
+                }
+            }
+            true
+        })
     }
 }
 

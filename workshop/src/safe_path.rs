@@ -11,8 +11,9 @@
 //!
 //! * resolution with openat2(2) and `RESOLVE_IN_ROOT`: `..` and absolute symlinks
 //!   stop at the root, as they would for a process chrooted there;
-//! * mount targets also with `RESOLVE_NO_SYMLINKS`: a symlink where a directory is
-//!   expected is refused, never followed;
+//! * directory mount targets also with `RESOLVE_NO_SYMLINKS`: a symlink where a
+//!   directory is expected is refused, never followed (a file bind's target is
+//!   found as a process in the root would find it: [`Root::file_in_root`]);
 //! * the result is an `O_PATH` descriptor, and the engine acts on the descriptor
 //!   (mount onto `/proc/self/fd/N`, `fchdir`, reopen to read) — never on a path string
 //!   re-joined afterwards, which a second lookup could resolve differently;
@@ -201,6 +202,23 @@ fn relative(path: &Path) -> PathBuf {
     }
 }
 
+/// `path` (absolute, or relative to the root) with `.` and `..` worked out by
+/// its text alone, `..` stopping at `/`: where a symlink's target lies when every
+/// directory before it is a real one.
+fn lexically_in_root(path: &Path) -> PathBuf {
+    let mut clean = PathBuf::from("/");
+    for component in path.components() {
+        match component {
+            Component::Normal(name) => clean.push(name),
+            Component::ParentDir => {
+                clean.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    clean
+}
+
 impl Root {
     /// Opens `dir` as a root to resolve paths in (`O_PATH | O_DIRECTORY`).
     pub fn open(dir: &Path) -> Result<Root, SafePathError> {
@@ -356,6 +374,56 @@ impl Root {
             source,
         })?;
         self.require(path, Kind::RegularFile)
+    }
+
+    /// Resolves the regular file `path` as a process chrooted in the root would —
+    /// symlinks followed, but never out of the root — and, with `create`, creates
+    /// it empty where it is missing: where the last symlink on the way points, if
+    /// one does (runc's securejoin). An image's `/etc/resolv.conf ->
+    /// ../run/systemd/resolve/stub-resolv.conf` so gets `/run/systemd/resolve/`
+    /// and the file made inside the root. Each link is read with readlinkat(2) and
+    /// its target joined to where it sits, `..` stopping at the root; the
+    /// directories are made as [`Root::create_dirs`] makes them. Only for a root
+    /// the container may write. `Ok(None)` when it is missing and not `create`.
+    pub fn file_in_root(
+        &self,
+        path: &Path,
+        create: bool,
+    ) -> Result<Option<Resolved>, SafePathError> {
+        let mut wanted = path.to_path_buf();
+        // Linux's own limit on links in one lookup (path_resolution(7)).
+        for _ in 0..40 {
+            if let Some(file) = self.resolve_in_root(&wanted, Kind::RegularFile)? {
+                return Ok(Some(Resolved {
+                    path: path.to_path_buf(),
+                    ..file
+                }));
+            }
+            if !create {
+                return Ok(None);
+            }
+            match self.resolve_no_symlinks(&wanted, Kind::RegularFile) {
+                // Missing, and no link on the way: make it there.
+                Ok(None) => {
+                    let file = self.create_file(&wanted)?;
+                    return Ok(Some(Resolved {
+                        path: path.to_path_buf(),
+                        ..file
+                    }));
+                }
+                Ok(Some(file)) => return Ok(Some(file)),
+                Err(SafePathError::Symlink { path: link, target }) => {
+                    let rest = wanted.strip_prefix(&link).unwrap_or(Path::new(""));
+                    let base = link.parent().unwrap_or(Path::new("/"));
+                    wanted = lexically_in_root(&base.join(&target).join(rest));
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Err(SafePathError::Resolve {
+            path: path.to_path_buf(),
+            source: Errno::ELOOP,
+        })
     }
 
     /// Opens the entry `name` (one path component) of the directory `parent` as it

@@ -1,6 +1,7 @@
 //! A container's directory under the state root: `ROOT/containers/ID`, the OCI
 //! bundle the runtime runs (`config.json`), the runtime's `state.json`, and the
-//! engine's own files for the container (its /etc/hostname).
+//! engine's own files for the container (its /etc/hostname, /etc/hosts and
+//! /etc/resolv.conf: `etc_files`).
 //!
 //! Chapter 8 turns these into lasting objects (ps, logs, rm); until then a
 //! container's directory lives exactly as long as its `run`.

@@ -3,9 +3,9 @@
 //! profile) in the runtime spec's words. The tables themselves stay in the modules
 //! that teach them; this is where the engine picks them up.
 
-use std::path::Path;
-
 use nix::sched::CloneFlags;
+
+use super::etc_files::{EtcFiles, HOSTS_FILE, RESOLV_CONF_FILE};
 
 use crate::namespaces::{self, HOSTNAME_FILE, MQUEUE};
 use crate::privileges::paths::{MASKED_PATHS, READONLY_PATHS};
@@ -42,9 +42,9 @@ fn kernel_mount(mount: &KernelMount) -> spec::Mount {
 
 /// The mounts of a container with the namespaces `flags`: the kernel filesystems,
 /// /dev/mqueue with an IPC namespace, the container's own cgroups with a cgroup
-/// namespace, and the engine's hostname file over /etc/hostname with a UTS
-/// namespace.
-pub fn mounts(flags: CloneFlags, hostname_file: Option<&Path>) -> Vec<spec::Mount> {
+/// namespace, and the engine's files over the image's: /etc/hostname with a UTS
+/// namespace, /etc/hosts and /etc/resolv.conf always (chapter 8).
+pub fn mounts(flags: CloneFlags, etc_files: Option<&EtcFiles>) -> Vec<spec::Mount> {
     let mut mounts: Vec<spec::Mount> = KERNEL_MOUNTS.iter().map(kernel_mount).collect();
     if flags.contains(CloneFlags::CLONE_NEWIPC) {
         mounts.push(kernel_mount(&MQUEUE));
@@ -59,14 +59,22 @@ pub fn mounts(flags: CloneFlags, hostname_file: Option<&Path>) -> Vec<spec::Moun
                 .to_vec(),
         });
     }
-    if let (true, Some(file)) = (flags.contains(CloneFlags::CLONE_NEWUTS), hostname_file) {
+    let Some(files) = etc_files else {
+        return mounts;
+    };
+    let mut bind = |destination: &str, file: &std::path::Path| {
         mounts.push(spec::Mount {
-            destination: HOSTNAME_FILE.to_string(),
+            destination: destination.to_string(),
             kind: Some("bind".to_string()),
             source: Some(file.display().to_string()),
             options: vec!["bind".to_string()],
-        });
+        })
+    };
+    if flags.contains(CloneFlags::CLONE_NEWUTS) {
+        bind(HOSTNAME_FILE, &files.hostname);
     }
+    bind(HOSTS_FILE, &files.hosts);
+    bind(RESOLV_CONF_FILE, &files.resolv_conf);
     mounts
 }
 

@@ -37,8 +37,9 @@ pub struct Inputs<'a> {
     pub user: Option<&'a User>,
     /// The capabilities ferry may hand on (for `ALL` and `--privileged`).
     pub held_capabilities: &'a CapsHashSet,
-    /// The engine's /etc/hostname for the container, in its state directory.
-    pub hostname_file: Option<&'a Path>,
+    /// The engine's /etc/hostname, /etc/hosts and /etc/resolv.conf for the
+    /// container, in its state directory.
+    pub etc_files: Option<&'a super::etc_files::EtcFiles>,
     /// The container's own layer, for the overlay over the rootfs (chapter 5).
     pub layer: Option<&'a Layer>,
     /// The user's mounts (volumes resolved to host directories), after the defaults.
@@ -171,7 +172,7 @@ pub fn build(inputs: &Inputs) -> Result<Spec, ConfigError> {
             .layer
             .map(|layer| overlay_mount(inputs.lowers, layer))
             .into_iter()
-            .chain(defaults::mounts(inputs.namespaces, inputs.hostname_file))
+            .chain(defaults::mounts(inputs.namespaces, inputs.etc_files))
             .chain(inputs.mounts.iter().cloned())
             .collect(),
         linux: spec::Linux {
@@ -221,6 +222,7 @@ fn numeric_user(user: &User) -> spec::User {
 
 #[cfg(test)]
 mod tests {
+    use super::super::etc_files::EtcFiles;
     use super::*;
 
     fn inputs<'a>(
@@ -228,6 +230,13 @@ mod tests {
         held: &'a CapsHashSet,
         lower: &'a std::path::PathBuf,
     ) -> Inputs<'a> {
+        static ETC_FILES: std::sync::OnceLock<EtcFiles> = std::sync::OnceLock::new();
+        let dir = Path::new("/state/containers/0123456789ab");
+        let etc_files = ETC_FILES.get_or_init(|| EtcFiles {
+            hostname: dir.join("hostname"),
+            hosts: dir.join("hosts"),
+            resolv_conf: dir.join("resolv.conf"),
+        });
         Inputs {
             options,
             id: "0123456789ab",
@@ -240,7 +249,7 @@ mod tests {
                 | CloneFlags::CLONE_NEWPID,
             user: None,
             held_capabilities: held,
-            hostname_file: Some(Path::new("/state/containers/0123456789ab/hostname")),
+            etc_files: Some(etc_files),
             layer: None,
             mounts: &[],
         }
@@ -291,7 +300,9 @@ mod tests {
                 "/dev/shm",
                 "/sys",
                 "/dev/mqueue",
-                "/etc/hostname"
+                "/etc/hostname",
+                "/etc/hosts",
+                "/etc/resolv.conf"
             ]
         );
         assert_eq!(json["linux"]["resources"]["memory"]["limit"], 64 << 20);

@@ -780,7 +780,14 @@ pub fn diff(args: &ContainersArgs, state_root: &Path) -> Result<i32, CliError> {
             source,
         }
     })?;
-    for change in changes {
+    // The engine's own files, bound over the image's (created in the upper layer
+    // when the image lacks them), are not the container's changes: docker hides
+    // them too.
+    let engine_files = ["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"];
+    for change in changes
+        .iter()
+        .filter(|c| !engine_files.contains(&c.path.as_str()))
+    {
         println!("{change}");
     }
     Ok(0)

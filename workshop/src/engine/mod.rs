@@ -13,6 +13,7 @@ pub mod bundle;
 pub mod containers;
 pub mod defaults;
 pub mod diff;
+pub mod etc_files;
 pub mod options;
 pub mod source;
 pub mod spec_builder;
@@ -53,6 +54,8 @@ pub enum EngineError {
     Bundle(#[from] BundleError),
     #[error(transparent)]
     Volume(#[from] VolumeError),
+    #[error(transparent)]
+    EtcFiles(#[from] etc_files::EtcError),
     #[error("the host path {path} of a mount cannot be used")]
     MountSource {
         path: PathBuf,
@@ -225,7 +228,11 @@ struct Context<'a> {
 /// Writes the container's files into its directory and its spec as `config.json`.
 fn write_spec(context: &Context, options: &RunOptions) -> Result<spec::Spec, EngineError> {
     let (bundle, id) = (context.bundle, context.id);
-    let hostname_file = bundle.write_file("hostname", &format!("{}\n", context.hostname))?;
+    // Chapter 10 hands in the container's address and its network namespace.
+    let address = None;
+    let namespaces = defaults::namespace_flags();
+    let own_network = namespaces.contains(nix::sched::CloneFlags::CLONE_NEWNET);
+    let etc_files = etc_files::write(bundle, context.hostname, address, own_network)?;
     let layer = Layer {
         upper: bundle.make_dir("upper")?,
         work: bundle.make_dir("work")?,
@@ -238,10 +245,10 @@ fn write_spec(context: &Context, options: &RunOptions) -> Result<spec::Spec, Eng
         lowers: &context.source.lowers,
         image: context.source.image.as_ref(),
         hostname: context.hostname,
-        namespaces: defaults::namespace_flags(),
+        namespaces,
         user: context.user,
         held_capabilities: &held,
-        hostname_file: Some(&hostname_file),
+        etc_files: Some(&etc_files),
         layer: Some(&layer),
         mounts: context.mounts,
     })?;

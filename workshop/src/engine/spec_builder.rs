@@ -39,8 +39,9 @@ pub struct Inputs<'a> {
     pub user: Option<&'a User>,
     /// The capabilities ferry may hand on (for `ALL` and `--privileged`).
     pub held_capabilities: &'a CapsHashSet,
-    /// The engine's /etc/hostname for the container, in its state directory.
-    pub hostname_file: Option<&'a Path>,
+    /// The engine's /etc/hostname, /etc/hosts and /etc/resolv.conf for the
+    /// container, in its state directory.
+    pub etc_files: Option<&'a super::etc_files::EtcFiles>,
     /// The container's own layer, for the overlay over the rootfs (chapter 5).
     pub layer: Option<&'a Layer>,
     /// The user's mounts (volumes resolved to host directories), after the defaults.
@@ -173,7 +174,7 @@ pub fn build(inputs: &Inputs) -> Result<Spec, ConfigError> {
             .layer
             .map(|layer| overlay_mount(inputs.lowers, layer))
             .into_iter()
-            .chain(defaults::mounts(inputs.namespaces, inputs.hostname_file))
+            .chain(defaults::mounts(inputs.namespaces, inputs.etc_files))
             .chain(inputs.mounts.iter().cloned())
             .collect(),
         linux: spec::Linux {

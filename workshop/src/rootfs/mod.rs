@@ -9,7 +9,7 @@
 //!    and without this the container's mounts would appear on the host;
 //! 3. the rootfs bind-mounted onto itself, and /proc, /dev (a tmpfs), /dev/pts,
 //!    /dev/shm, a read-only /sys and the engine's files mounted inside it, onto
-//!    targets resolved inside the rootfs without following symlinks (`safe_path`);
+//!    targets resolved inside the rootfs, never out of it (`safe_path`);
 //! 4. the root switched with pivot_root(2) (or MS_MOVE and chroot(2) with
 //!    `--no-pivot`), and /dev filled with its device nodes.
 //!
@@ -108,6 +108,16 @@ pub enum RootfsError {
         #[source]
         source: Errno,
     },
+    #[error(
+        "{target} in the container's root {}, on the container's {fstype}: refusing to mount over it",
+        how_it_leads(target, link)
+    )]
+    OntoKernelFs {
+        target: String,
+        fstype: &'static str,
+        /// The symlink that led there, and where it points.
+        link: Option<(PathBuf, String)>,
+    },
     #[error("failed to read /proc/self/mountinfo")]
     MountInfo {
         #[source]
@@ -148,6 +158,15 @@ pub enum RootfsError {
     },
 }
 
+/// How a file target came to lie on a kernel filesystem, for the message.
+fn how_it_leads(target: &str, link: &Option<(PathBuf, String)>) -> String {
+    match link {
+        Some((path, to)) if path.as_os_str() == target => format!("is a symlink to {to}"),
+        Some((path, to)) => format!("leads through {} (a symlink to {to})", path.display()),
+        None => "lies".to_string(),
+    }
+}
+
 impl RootfsError {
     /// What usually causes this failure, for the hint line.
     pub fn hint(&self) -> Option<&'static str> {
@@ -164,6 +183,9 @@ impl RootfsError {
                 Some("mounting needs root and a mount namespace of the container's own (chapter 1)")
             }
             RootfsError::Unsafe(error) => error.hint(),
+            RootfsError::OntoKernelFs { .. } => Some(
+                "the rootfs is crafted or broken: ferry binds its files inside the root, never over the container's /proc or /sys (chapter 1, \"the image is the attacker\")",
+            ),
             _ => None,
         }
     }
@@ -179,7 +201,7 @@ pub fn mount_namespace() -> CloneFlags {
 
 /// A bind mount into the container: a volume's directory (chapter 5), one of the
 /// engine's files over the image's (`/etc/hostname`, chapter 2; `/etc/hosts` and
-/// `/etc/resolv.conf` in chapters 8 and 10) or a device node (`--device`). The
+/// `/etc/resolv.conf`, chapter 8) or a device node (`--device`). The
 /// image's own files are never written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bind {
@@ -417,9 +439,14 @@ fn mount_target(root: &Root, target: &Path, may_create: bool) -> Result<Resolved
 }
 
 /// Bind-mounts `bind.source` onto its target inside `root`. A directory (a volume)
-/// needs a directory there, created when `may_create`; a file or device node needs
-/// a plain file there — created when `may_create`, and otherwise, for the engine's
-/// own files, left out (creating it would write into the image).
+/// needs a directory there, reached without any symlink, created when
+/// `may_create`. A file or device node needs a plain file there, found as a
+/// process in the root would find it — a symlink followed inside the root, as runc
+/// does, so an image's `/etc/resolv.conf -> ../run/...` gets the bind where its
+/// link leads — and created when `may_create`; otherwise a missing one is left out
+/// (creating it would write into the image). A file on the container's /proc or
+/// /sys is refused: a bind over one would fake what the kernel says there (runc's
+/// CVE-2019-19921).
 fn bind_in_root(root: &Root, bind: &Bind, may_create: bool) -> Result<(), RootfsError> {
     let path = Path::new(&bind.target);
     if bind.directory {
@@ -428,14 +455,12 @@ fn bind_in_root(root: &Root, bind: &Bind, may_create: bool) -> Result<(), Rootfs
         log::debug!("binding {} on {}", bind.source.display(), bind.target);
         return binds::bind_directory(&bind.source, &target, bind.read_only, &retarget);
     }
-    let target = match root.resolve_no_symlinks(path, Kind::RegularFile)? {
-        Some(target) => target,
-        None if may_create => root.create_file(path)?,
-        None => {
-            log::debug!("{} is not in the image: not bound", bind.target);
-            return Ok(());
-        }
+    let Some(target) = root.file_in_root(path, may_create)? else {
+        log::debug!("{} is not in the image: not bound", bind.target);
+        return Ok(());
     };
+    refuse_kernel_fs(root, bind, &target)?;
+    log::debug!("binding {} on {}", bind.source.display(), bind.target);
     mount(
         Some(&bind.source),
         &target.fd_path(),
@@ -448,7 +473,11 @@ fn bind_in_root(root: &Root, bind: &Bind, may_create: bool) -> Result<(), Rootfs
         source,
     })?;
     if bind.read_only {
-        let bound = root.require(path, Kind::RegularFile)?;
+        let bound = root
+            .file_in_root(path, false)?
+            .ok_or_else(|| SafePathError::Missing {
+                path: path.to_path_buf(),
+            })?;
         crate::sys::restrict_mount_tree(bound.fd(), true).map_err(|source| {
             RootfsError::BindFile {
                 target: bind.target.clone(),
@@ -457,6 +486,32 @@ fn bind_in_root(root: &Root, bind: &Bind, may_create: bool) -> Result<(), Rootfs
         })?;
     }
     Ok(())
+}
+
+/// Refuses a file bind whose target lies on procfs or sysfs (fstatfs(2) of the
+/// resolved descriptor), naming the symlink that led there when one did.
+fn refuse_kernel_fs(root: &Root, bind: &Bind, target: &Resolved) -> Result<(), RootfsError> {
+    use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC, SYSFS_MAGIC};
+    let kind = fstatfs(target.fd())
+        .map(|stat| stat.filesystem_type())
+        .map_err(|source| RootfsError::BindFile {
+            target: bind.target.clone(),
+            source,
+        })?;
+    let fstype = match kind {
+        PROC_SUPER_MAGIC => "procfs",
+        SYSFS_MAGIC => "sysfs",
+        _ => return Ok(()),
+    };
+    let link = match root.resolve_no_symlinks(Path::new(&bind.target), Kind::RegularFile) {
+        Err(SafePathError::Symlink { path, target }) => Some((path, target)),
+        _ => None,
+    };
+    Err(RootfsError::OntoKernelFs {
+        target: bind.target.clone(),
+        fstype,
+        link,
+    })
 }
 
 /// Detaches the host's procfs and sysfs mounts outside `rootfs` (runc does the same
