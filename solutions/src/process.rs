@@ -165,6 +165,21 @@ pub fn exit_code(status: WaitStatus) -> i32 {
     // END SOLUTION
 }
 
+/// Whether process `pid` has ended and waits to be reaped (state `Z` in
+/// /proc/PID/stat, see proc(5)).
+pub fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let after_name = &stat[stat.rfind(')')? + 1..];
+            after_name
+                .split_whitespace()
+                .next()
+                .map(|state| state == "Z")
+        })
+        .unwrap_or(false)
+}
+
 /// When process `pid` started (field 22 of /proc/PID/stat, see proc(5)).
 pub fn start_time(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

@@ -12,6 +12,8 @@ mod ops;
 
 use std::path::PathBuf;
 
+use nix::unistd::Pid;
+
 pub use layout::{Hierarchy, Layout, Version};
 pub use limits::{
     limit_file, limit_writes, LimitFile, LimitWrite, Limits, CPU_PERIOD_US, LIMIT_FILES, MIN_MEMORY,
@@ -230,6 +232,48 @@ impl Drop for ContainerCgroup {
             }
         }
     }
+}
+
+/// Moves `joiner` into every cgroup `member` is in (chapter 9's `exec`: the new
+/// process is counted and limited with the container's). `member`'s cgroups are
+/// read from /proc/MEMBER/cgroup — as the host sees them, since ferry runs in the
+/// host's cgroup namespace — and found under this host's hierarchies.
+pub fn join_those_of(member: Pid, joiner: Pid) -> Result<(), CgroupError> {
+    let layout = Layout::detect().map_err(CgroupError::Detect)?;
+    let path = format!("/proc/{member}/cgroup");
+    let text = std::fs::read_to_string(&path).map_err(CgroupError::Detect)?;
+    for line in text.lines() {
+        let mut fields = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(dir)) = (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        let hierarchy = if controllers.is_empty() {
+            layout.unified()
+        } else {
+            let wanted: Vec<&str> = controllers.split(',').collect();
+            layout.hierarchies.iter().find(|h| {
+                h.version == Version::V1
+                    && h.controllers.len() == wanted.len()
+                    && h.controllers.iter().all(|c| wanted.contains(&c.as_str()))
+            })
+        };
+        let relative = std::path::Path::new(dir.trim_start_matches('/'));
+        if relative.as_os_str().is_empty()
+            || relative
+                .components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            continue; // the root cgroup (nothing to join), or not a path ferry makes
+        }
+        if let Some(hierarchy) = hierarchy {
+            ops::write(
+                &hierarchy.mount.join(relative).join("cgroup.procs"),
+                &joiner.to_string(),
+            )?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

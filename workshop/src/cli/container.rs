@@ -152,6 +152,88 @@ pub struct PruneArgs {
     pub force: bool,
 }
 
+/// `exec [-d] [-i] [-e K=V] [-w DIR] [-u USER] [--privileged] CONTAINER COMMAND...`
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Detached mode: run the command in the background
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Keep stdin open for the command (without it the command reads /dev/null)
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Set an environment variable (KEY=VALUE), or pass KEY through from here
+    #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
+    pub env: Vec<String>,
+    /// Working directory inside the container [default: the container's]
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Run as this user: name, uid, name:group or uid:gid (from the container's /etc/passwd)
+    #[arg(short = 'u', long, value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
+    /// Give the command every capability ferry holds (its seccomp filter stays the container's)
+    #[arg(long)]
+    pub privileged: bool,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    /// The command to run and its arguments
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<String>,
+}
+
+/// `exec`: the command's exit code (or 0 once it runs, detached).
+pub fn exec(args: &ExecArgs, state_root: &Path) -> Result<i32, CliError> {
+    use crate::engine::containers::exec::{self as container_exec, ExecOptions};
+    use crate::runtime::exec::ExecOutcome;
+    let mut env = Vec::new();
+    for text in &args.env {
+        match crate::env::parse_entry(text)? {
+            crate::env::EnvEntry::Set(key, value) => env.push((key, value)),
+            crate::env::EnvEntry::Inherit(key) => {
+                if let Ok(value) = std::env::var(&key) {
+                    env.push((key, value));
+                }
+            }
+        }
+    }
+    let containers = Containers::new(state_root);
+    let record = containers.get(&args.container)?;
+    if !args.interactive || args.detach {
+        // docker's exec gives the command no stdin unless -i.
+        if let Ok(null) = std::fs::File::open("/dev/null") {
+            use std::os::fd::AsRawFd;
+            let _ = nix::unistd::dup2(null.as_raw_fd(), 0);
+        }
+    }
+    if args.detach {
+        for fd in [1, 2] {
+            if let Ok(null) = std::fs::File::options().write(true).open("/dev/null") {
+                use std::os::fd::AsRawFd;
+                let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
+            }
+        }
+    }
+    let options = ExecOptions {
+        command: args.command.clone(),
+        env,
+        workdir: args.workdir.clone(),
+        user: args.user.clone(),
+        privileged: args.privileged,
+        detach: args.detach,
+    };
+    match container_exec::exec(&containers, &record, &options).map_err(|error| match error {
+        ContainerError::Engine(error) => CliError::Engine(*error),
+        other => CliError::Container(other),
+    })? {
+        ExecOutcome::Exited(exit) => Ok(exit.code),
+        ExecOutcome::Detached => Ok(0),
+    }
+}
+
 /// `supervise ID`: the supervisor (started by ferry itself; not for people).
 #[derive(Debug, Args)]
 pub struct SuperviseArgs {
@@ -200,6 +282,8 @@ pub enum ContainerCommand {
     Diff(ContainersArgs),
     /// Attach to a running container's output
     Attach(AttachArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
 }
 
 /// Runs `container SUBCOMMAND`.
@@ -221,6 +305,7 @@ pub fn container(args: ContainerArgs, state_root: &Path) -> Result<i32, CliError
         ContainerCommand::Top(args) => top(&args, state_root),
         ContainerCommand::Diff(args) => diff(&args, state_root),
         ContainerCommand::Attach(args) => attach(&args, state_root),
+        ContainerCommand::Exec(args) => exec(&args, state_root),
     }
 }
 
@@ -806,8 +891,9 @@ pub fn ps(args: &PsArgs, state_root: &Path) -> Result<i32, CliError> {
         .all()
         .into_iter()
         .filter(|r| {
+            // A status filter names the states it wants, stopped ones too (docker's).
             args.all
-                || !filters.is_empty()
+                || filters.iter().any(|f| matches!(f, Filter::Status(_)))
                 || matches!(r.state.status, Status::Running | Status::Restarting)
         })
         .filter(|r| filters.iter().all(|f| f.matches(r)))

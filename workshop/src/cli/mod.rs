@@ -48,6 +48,8 @@ pub enum Command {
     Start(container::StartArgs),
     /// Attach to a running container's output
     Attach(container::AttachArgs),
+    /// Execute a command in a running container
+    Exec(container::ExecArgs),
     /// List containers
     Ps(container::PsArgs),
     /// Fetch the logs of a container
@@ -153,6 +155,7 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
         Command::Create(args) => container::create(&args, &state_root),
         Command::Start(args) => container::start(&args, &state_root),
         Command::Attach(args) => container::attach(&args, &state_root),
+        Command::Exec(args) => container::exec(&args, &state_root),
         Command::Ps(args) => container::ps(&args, &state_root),
         Command::Logs(args) => container::logs(&args, &state_root),
         Command::Stop(args) => container::stop_containers(&args, &state_root),

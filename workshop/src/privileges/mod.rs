@@ -96,3 +96,14 @@ pub fn harden(security: &Security) -> Result<Option<User>, PrivilegeError> {
     Ok(None)
     // END SOLUTION
 }
+
+/// The half of `harden` that belongs to the process rather than to its mount
+/// namespace: no_new_privs and seccomp, the bounding set, the user, the
+/// capabilities, and no descriptor of ferry's left to the command. Chapter 9's
+/// `exec` calls it for a process that joins a running container, whose mount half
+/// is there already.
+pub fn restrict_process(security: &Security) -> Result<Option<User>, PrivilegeError> {
+    // BEGIN SOLUTION ch04 "drop the process's privileges in their order: seccomp compiled first, no_new_privs, bounding set, user, capabilities, then the filters"
+    todo!("chapter 4 (privileges): drop the process's privileges in their order: seccomp compiled first, no_new_privs, bounding set, user, capabilities, then the filters — see chapters/04-privileges.md")
+    // END SOLUTION
+}

@@ -29,6 +29,7 @@
 
 pub mod caller;
 pub mod child;
+pub mod exec;
 pub mod plan;
 pub mod spec;
 pub mod state;

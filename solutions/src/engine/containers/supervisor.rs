@@ -155,14 +155,24 @@ pub fn main(state_root: &Path, id: &str, describe: &dyn Fn(&EngineError) -> Fail
     loop {
         match run_once(&containers, &record, Capture::Log, &mut report) {
             Ok(exit) => {
-                record = match record_exit(&containers, id, exit) {
+                // The end and the decision are recorded together, so no reader
+                // sees `exited` between the run and its restart.
+                let again = restart::should_restart(
+                    &record.host_config.restart_policy,
+                    exit.code,
+                    record.restart_count,
+                    containers
+                        .load(id)
+                        .map_or(true, |r| r.supervision.stopped_by_user),
+                );
+                record = match record_exit(&containers, id, exit, again) {
                     Ok(record) => record,
                     Err(error) => {
                         let _ = containers.release(id);
                         return failed(&mut report, failure(crate::errors::chain(&error)));
                     }
                 };
-                if !restart_after(&containers, &mut record) {
+                if !again || !wait_to_restart(&containers, &record) {
                     break;
                 }
             }
@@ -200,7 +210,7 @@ pub fn run_attached(containers: &Containers, record: &Record) -> Result<Exit, En
     let record = claimed.map_err(store_error)?;
     let ran = run_once(containers, &record, Capture::Inherit, &mut None);
     let ended = match &ran {
-        Ok(exit) => record_exit(containers, &record.id, *exit).map(drop),
+        Ok(exit) => record_exit(containers, &record.id, *exit, false).map(drop),
         Err(error) => {
             let failure = failure(crate::errors::chain(error));
             record_failure(containers, &record.id, &failure, false)
@@ -369,15 +379,28 @@ fn copy_output(stdout: OwnedFd, stderr: OwnedFd, mut log: LogWriter) {
     let _ = log.flush(SystemTime::now());
 }
 
-/// Records how a run ended.
-fn record_exit(containers: &Containers, id: &str, exit: Exit) -> Result<Record, ContainerError> {
+/// Records how a run ended; with `again`, that it restarts (one more restart
+/// counted).
+fn record_exit(
+    containers: &Containers,
+    id: &str,
+    exit: Exit,
+    again: bool,
+) -> Result<Record, ContainerError> {
     let now = clock::rfc3339_nanos(SystemTime::now());
     containers.update(id, |record| {
-        record.state.set(Status::Exited);
+        record.state.set(if again {
+            Status::Restarting
+        } else {
+            Status::Exited
+        });
         record.state.exit_code = exit.code;
         record.state.oom_killed = exit.oom_kills > 0;
         record.state.finished_at = now;
         record.supervision.process = None;
+        if again {
+            record.restart_count += 1;
+        }
     })
 }
 
@@ -405,27 +428,10 @@ fn record_failure(
         .map(drop)
 }
 
-/// Applies the restart policy to a run that ended: true when the container is
-/// to run again (after the back-off, unless the user stops it meanwhile).
-fn restart_after(containers: &Containers, record: &mut Record) -> bool {
-    let policy = &record.host_config.restart_policy;
-    let again = restart::should_restart(
-        policy,
-        record.state.exit_code,
-        record.restart_count,
-        record.supervision.stopped_by_user,
-    );
-    if !again {
-        return false;
-    }
-    let delay = restart::delay(record.restart_count);
-    match containers.update(&record.id, |record| {
-        record.state.set(Status::Restarting);
-        record.restart_count += 1;
-    }) {
-        Ok(updated) => *record = updated,
-        Err(_) => return false,
-    }
+/// The back-off before a restart: true when the container is to run again,
+/// false when the user stopped it meanwhile (then it is recorded exited).
+fn wait_to_restart(containers: &Containers, record: &Record) -> bool {
+    let delay = restart::delay(record.restart_count.saturating_sub(1));
     log::info!("restarting container {} in {delay:?}", record.id);
     // `stop` during the back-off sets stopped_by_user: look every 50 ms.
     let deadline = std::time::Instant::now() + delay;

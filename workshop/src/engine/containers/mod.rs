@@ -22,6 +22,7 @@
 //! and a record whose supervisor is gone is reported dead and cleaned
 //! (`Containers::settle`).
 
+pub mod exec;
 pub mod logs;
 pub mod names;
 pub mod restart;
@@ -175,9 +176,10 @@ impl ProcessRef {
     }
 }
 
-/// Whether `process` still runs: a process with its pid exists *and* started
-/// when it did. A pid alone is not enough — the kernel hands out a dead
-/// process's pid again.
+/// Whether `process` still runs: a process with its pid exists, started when it
+/// did, and has not ended (a zombie has ended; only its parent has not reaped
+/// it yet). A pid alone is not enough — the kernel hands out a dead process's
+/// pid again.
 pub fn is_alive(process: &ProcessRef) -> bool {
     // BEGIN SOLUTION ch08 "is this the process we recorded? its pid exists and it started when it did"
     todo!("chapter 8 (containers): is this the process we recorded? its pid exists and it started when it did — see chapters/08-containers.md")

@@ -1,0 +1,315 @@
+//! `exec`: a new process in a running container, as `runc exec` makes one.
+//!
+//! The container's namespaces already exist: the new process joins them with
+//! setns(2) on a pidfd of the container's first process (one call for all of
+//! them, Linux 5.8) instead of creating them, enters its cgroups, and is then
+//! restricted exactly as the first process was (`privileges::restrict_process`);
+//! its mounts — masked paths, read-only /sys, sealed devices — are the mount
+//! namespace's, so it has them already.
+//!
+//! ```text
+//! ferry exec (runtime)          helper (host's PID namespace)     the command
+//! ────────────────────          ─────────────────────────────     ───────────
+//! pidfd of PID 1, checked
+//! fork ──────────────────────►  forgets the caller; waits
+//! cgroups: the helper joins
+//! Release ───────────────────►  setns(pidfd, mnt|uts|ipc|net|cgroup|pid)
+//!                               fork ───────────────────────────► (in the container's
+//!                               waits, forwarding signals          PID namespace)
+//!                                                                 session, cwd, restrict
+//!          ◄──────────────────────────────── Exec, end-of-file ── execve(2)
+//! waits for the helper: the command's exit code
+//! ```
+//!
+//! Two forks, because setns(2) of a PID namespace changes only where the caller's
+//! *children* are born. The helper stays outside the container's PID namespace, so
+//! no process in the container can see it; the command's own pre-exec self is
+//! non-dumpable (`caller::forget_the_caller`), so /proc/PID/exe cannot lead a
+//! container process to ferry's binary (CVE-2019-5736).
+
+use std::convert::Infallible;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::path::Path;
+
+use nix::sched::CloneFlags;
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::waitpid;
+use nix::unistd::{ForkResult, Pid};
+
+use super::plan::Plan;
+use super::spec::{Process, Spec};
+use super::state::{State, Status};
+use super::sync::{self, ChildEnds, ChildFailure, Event, FromChild, ToChild};
+use super::{caller, Exit, RuntimeError};
+use crate::errors::{self, EXIT_ENGINE_FAILED};
+use crate::privileges::PrivilegeError;
+use crate::safe_path::{Kind, Root};
+use crate::{cgroups, env, process, signals, sys};
+
+/// What `exec` runs: the process (its args, env, cwd, user, capabilities,
+/// no_new_privs, as the spec's `process`), and whether to wait for it.
+#[derive(Debug, Clone)]
+pub struct ExecRequest {
+    pub process: Process,
+    /// Return once the command runs, without waiting for it (`exec -d`).
+    pub detach: bool,
+}
+
+/// How an exec went: the command's exit, or (detached) that it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecOutcome {
+    Exited(Exit),
+    Detached,
+}
+
+/// Runs `request` in the running container whose directory (bundle and state) is
+/// `dir`.
+pub fn exec(dir: &Path, request: &ExecRequest) -> Result<ExecOutcome, RuntimeError> {
+    let sys_error = |step| move |source| RuntimeError::Sys { step, source };
+    let state = State::load(dir)?;
+    let (Status::Running, Some(pid)) = (state.status, state.pid) else {
+        return Err(RuntimeError::WrongStatus {
+            status: state.status,
+            action: "exec'd into (it does not run)",
+        });
+    };
+    let spec = read_spec(dir)?;
+    let mut exec_spec = spec.clone();
+    exec_spec.process = request.process.clone();
+    let plan = Plan::from_spec(&exec_spec, dir, &state.id, false)?;
+
+    // The pidfd names the process itself; the start time says it is still the
+    // container's (a pid can be reused, the pidfd then refers to the new one).
+    let pid = Pid::from_raw(pid);
+    let pidfd =
+        sys::pidfd_open(pid).map_err(sys_error("open a pidfd for the container's process"))?;
+    if state.pid_start_time.is_some()
+        && super::state::process_start_time(pid.as_raw()) != state.pid_start_time
+    {
+        return Err(RuntimeError::WrongStatus {
+            status: Status::Stopped,
+            action: "exec'd into (its process is gone)",
+        });
+    }
+    sys::ensure_single_threaded()
+        .map_err(sys_error("check that the runtime is single-threaded"))?;
+    let blocked = signals::block().map_err(sys_error("block signals"))?;
+    let mut signal_fd = SignalFd::with_flags(&blocked.waited, SfdFlags::SFD_CLOEXEC)
+        .map_err(sys_error("create a signalfd"))?;
+    let (mut parent_ends, mut child_ends) =
+        sync::channel().map_err(sys_error("create the sync pipes"))?;
+    let parent_fds = parent_ends.raw_fds();
+
+    let helper = match sys::fork().map_err(sys_error("fork(2) the exec helper"))? {
+        ForkResult::Child => {
+            let code = helper_main(
+                &plan,
+                pidfd.as_fd(),
+                request.detach,
+                &blocked,
+                &parent_fds,
+                &mut child_ends,
+            );
+            std::process::exit(code);
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop(child_ends);
+    let mut reaped = None;
+    let result = (|| {
+        cgroups::join_those_of(pid, helper)?;
+        parent_ends
+            .send(ToChild::Release)
+            .map_err(RuntimeError::Sync)?;
+        match parent_ends
+            .next_event(&mut signal_fd)
+            .map_err(RuntimeError::Sync)?
+        {
+            Event::Running => {}
+            Event::Failed(failure) => {
+                reaped = waitpid(helper, None).ok();
+                return Err(RuntimeError::Child {
+                    exit_code: failure.exit_code,
+                    message: failure.message,
+                });
+            }
+            Event::Interrupted(signal) => return Err(RuntimeError::Interrupted { signal }),
+            Event::Died | Event::Ready => {
+                let status = waitpid(helper, None).ok();
+                reaped = status;
+                return Err(RuntimeError::DiedInSetup {
+                    how: status.map_or("its status is unknown".into(), |s| format!("{s:?}")),
+                    oom_killed: false,
+                });
+            }
+        }
+        if request.detach {
+            // The helper leaves once the command runs: the command is the
+            // container's now.
+            reaped = waitpid(helper, None).ok();
+            return Ok(ExecOutcome::Detached);
+        }
+        let status = signals::wait_forwarding(helper, &blocked)
+            .map_err(sys_error("wait for the exec'd command"))?;
+        reaped = Some(status);
+        Ok(ExecOutcome::Exited(Exit {
+            code: process::exit_code(status),
+            oom_kills: 0,
+        }))
+    })();
+    if reaped.is_none() {
+        let _ = nix::sys::signal::kill(helper, nix::sys::signal::Signal::SIGKILL);
+        let _ = waitpid(helper, None);
+    }
+    let _ = blocked.restore();
+    result
+}
+
+/// The container's spec, from its bundle.
+fn read_spec(dir: &Path) -> Result<Spec, RuntimeError> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|source| {
+        RuntimeError::State(super::state::StateError::Read {
+            path: path.clone(),
+            source,
+        })
+    })?;
+    serde_json::from_str(&text)
+        .map_err(|source| RuntimeError::State(super::state::StateError::Parse { path, source }))
+}
+
+/// The helper: joins the container's namespaces, forks the command into its PID
+/// namespace and waits for it (or, detached, leaves it). Returns its exit code.
+fn helper_main(
+    plan: &Plan,
+    pidfd: BorrowedFd<'_>,
+    detach: bool,
+    blocked: &signals::BlockedSignals,
+    parent_fds: &[std::os::fd::RawFd],
+    ends: &mut ChildEnds,
+) -> i32 {
+    ChildEnds::close_parent_copies(parent_fds);
+    let mut keep = ends.raw_fds();
+    keep.push(pidfd.as_raw_fd());
+    if sys::close_fds_except(&keep).is_err() {
+        return EXIT_ENGINE_FAILED;
+    }
+    let fail = |ends: &mut ChildEnds, message: String| {
+        ends.report(&ChildFailure {
+            exit_code: EXIT_ENGINE_FAILED,
+            message,
+        });
+        EXIT_ENGINE_FAILED
+    };
+    if let Err(error) = caller::forget_the_caller() {
+        return fail(ends, format!("failed to forget the caller: {error}"));
+    }
+    match ends.wait_for(ToChild::Release) {
+        Ok(true) => {}
+        Ok(false) | Err(_) => return EXIT_ENGINE_FAILED,
+    }
+    let joined = std::panic::catch_unwind(|| join_namespaces(pidfd, plan.namespaces));
+    match joined {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            return fail(
+                ends,
+                format!("failed to join the container's namespaces (setns(2) on a pidfd): {error}"),
+            )
+        }
+        Err(panic) => return fail(ends, errors::describe_panic(panic.as_ref())),
+    }
+    let command = match sys::fork() {
+        Ok(ForkResult::Child) => {
+            let outcome =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_command(plan, ends)));
+            let failure = match outcome {
+                Ok(Err(failure)) => failure,
+                Ok(Ok(never)) => match never {},
+                Err(panic) => ChildFailure {
+                    exit_code: EXIT_ENGINE_FAILED,
+                    message: errors::describe_panic(panic.as_ref()),
+                },
+            };
+            ends.report(&failure);
+            std::process::exit(failure.exit_code);
+        }
+        Ok(ForkResult::Parent { child }) => child,
+        Err(error) => {
+            return fail(
+                ends,
+                format!("failed to fork(2) into the container's PID namespace: {error}"),
+            )
+        }
+    };
+    // Only the command may hold the pipe to the runtime now: its end-of-file
+    // after `Exec` says the command runs.
+    ends.close_report();
+    if detach {
+        return 0;
+    }
+    match signals::wait_forwarding(command, blocked) {
+        Ok(status) => process::exit_code(status),
+        Err(_) => EXIT_ENGINE_FAILED,
+    }
+}
+
+/// Joins the container's namespaces `flags` through the pidfd of its first
+/// process: setns(2) with several CLONE_NEW* flags joins them all at once. The
+/// PID namespace applies to the caller's children, not to the caller.
+pub fn join_namespaces(pidfd: BorrowedFd<'_>, flags: CloneFlags) -> nix::Result<()> {
+    // BEGIN SOLUTION ch09 "join every namespace of the container at once: setns(2) on the pidfd of its first process"
+    let joinable = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWNET
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWCGROUP;
+    nix::sched::setns(pidfd, flags & joinable)
+    // END SOLUTION
+}
+
+/// In the container's namespaces (and, forked, its PID namespace): a session,
+/// the working directory, the restrictions, the program; then execve(2).
+fn run_command(plan: &Plan, ends: &mut ChildEnds) -> Result<Infallible, ChildFailure> {
+    let failure = |message: String| ChildFailure {
+        exit_code: EXIT_ENGINE_FAILED,
+        message,
+    };
+    process::new_session().map_err(|error| failure(errors::chain(&error)))?;
+    // setns(2) of the mount namespace put this process at the container's root.
+    let root = Root::open(Path::new("/")).map_err(|error| failure(errors::chain(&error)))?;
+    let cwd = root
+        .resolve_in_root(&plan.cwd, Kind::Directory)
+        .map_err(|error| failure(errors::chain(&error)))?
+        .ok_or_else(|| {
+            failure(format!(
+                "the working directory {} does not exist in the container",
+                plan.cwd.display()
+            ))
+        })?;
+    nix::unistd::fchdir(cwd.fd().as_raw_fd()).map_err(|error| {
+        failure(format!(
+            "failed to change into {}: {error}",
+            plan.cwd.display()
+        ))
+    })?;
+    crate::privileges::restrict_process(&plan.security)
+        .map_err(|error: PrivilegeError| failure(errors::chain(&error)))?;
+    let path_var = env::lookup(&plan.env, "PATH").unwrap_or(env::DEFAULT_PATH);
+    let program =
+        process::resolve_program(Path::new("/"), &plan.args[0], path_var).map_err(|error| {
+            ChildFailure {
+                exit_code: error.exit_code(),
+                message: errors::chain(&error),
+            }
+        })?;
+    signals::reset_for_exec()
+        .map_err(|error| failure(format!("failed to reset the signals: {error}")))?;
+    ends.send(&FromChild::Exec);
+    let error = process::exec(&program, &plan.args, &plan.env);
+    Err(ChildFailure {
+        exit_code: error.exit_code(),
+        message: errors::chain(&error),
+    })
+}
