@@ -307,3 +307,63 @@ fn the_lab_a_server_and_its_client_under_init() {
     );
     host.engine(&["rm", "lab"]).output().assert_success();
 }
+
+#[test]
+fn exec_t_gives_a_terminal_of_the_containers_that_echoes_resizes_and_is_restored() {
+    let host = TestHost::new();
+    detached(&host, "term", &["sleep", "60"]);
+    let mut session = exec(&host, &["-it", "term", "sh"]).spawn_on_terminal(33, 101);
+    session.expect("# ");
+    let answer = token();
+    session.type_keys(format!("tty; stty size; echo {answer}-ok\r").as_bytes());
+    // The typed line comes back: the container's terminal echoes it.
+    session.expect(&format!("echo {answer}-ok"));
+    session.expect("/dev/pts/0");
+    session.expect("33 101");
+    session.expect(&format!("{answer}-ok\r\n"));
+    session.resize(40, 120);
+    std::thread::sleep(Duration::from_millis(200));
+    session.type_keys(b"stty size; exit 3\r");
+    session.expect("40 120");
+    assert_eq!(
+        session.wait(),
+        3,
+        "exec -t exits with the command's code\n{}",
+        session.seen
+    );
+    assert!(
+        session.is_cooked(),
+        "the caller's terminal is back to echo and line editing"
+    );
+    // Killed from outside, the command ends and the terminal is restored too.
+    let mut session = exec(&host, &["-it", "term", "sh"]).spawn_on_terminal(24, 80);
+    session.expect("# ");
+    session.type_keys(b"echo pid:$$:\r");
+    session.expect("pid:");
+    session.expect("pid:");
+    session.expect(":");
+    let shown = session
+        .seen
+        .rsplit("pid:")
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let pid = shown
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    session.type_keys(b"sleep 30\r");
+    std::thread::sleep(Duration::from_millis(300));
+    exec(&host, &["term", "kill", "-KILL", &pid])
+        .output()
+        .assert_success();
+    let code = session.wait();
+    assert_eq!(code, 137, "a SIGKILLed shell: 128 + 9\n{}", session.seen);
+    assert!(
+        session.is_cooked(),
+        "the terminal is restored after the command was killed"
+    );
+    rm_f(&host, "term");
+}

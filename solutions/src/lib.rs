@@ -27,6 +27,7 @@ pub mod seccomp;
 pub mod signals;
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod terminal;
 
 /// The engine's name as users see it: `ferry` here, `myferry` in the student's workshop.
 /// Messages, the default state root and notes all derive from it, so the two engines

@@ -120,7 +120,15 @@ impl<'h> Invocation<'h> {
         }
         if let Some(bytes) = &self.stdin {
             let mut pipe = stdin.take().unwrap();
-            pipe.write_all(bytes).unwrap();
+            // An engine that does not read its stdin (exec without -i) may have
+            // closed it already: that is not the test's failure.
+            if let Err(error) = pipe.write_all(bytes) {
+                assert_eq!(
+                    error.kind(),
+                    std::io::ErrorKind::BrokenPipe,
+                    "writing the engine's stdin: {error}"
+                );
+            }
         }
         Running {
             child,
@@ -216,5 +224,164 @@ fn shell_quote(text: &str) -> String {
         text.to_string()
     } else {
         format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+/// The engine running on a pseudo-terminal the test holds (its stdin, stdout and
+/// stderr, and its controlling terminal), as a person's shell would run it.
+pub struct OnTerminal {
+    child: Child,
+    master: File,
+    /// Everything read from the terminal so far.
+    pub seen: String,
+    /// Where in `seen` the next `expect` looks from (just after the last match).
+    cursor: usize,
+    description: String,
+}
+
+impl<'h> Invocation<'h> {
+    /// Starts the engine on a new pty of `rows` × `cols`, in its own session with
+    /// the pty as its controlling terminal.
+    pub fn spawn_on_terminal(self, rows: u16, cols: u16) -> OnTerminal {
+        let size = nix::pty::Winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        let pty = nix::pty::openpty(Some(&size), None).expect("openpty");
+        let slave = File::from(pty.slave);
+        let mut command = Command::new(engine_binary());
+        command
+            .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::from(slave.try_clone().unwrap()))
+            .stdout(Stdio::from(slave.try_clone().unwrap()))
+            .stderr(Stdio::from(slave));
+        let ns = self.host.mount_ns.as_raw_fd();
+        // SAFETY: only async-signal-safe calls between fork and exec: setns(2),
+        // setsid(2) and the TIOCSCTTY ioctl on fd 0, which the parent set up.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::setns(ns, libc::CLONE_NEWNS) != 0
+                    || libc::setsid() < 0
+                    || libc::ioctl(0, libc::TIOCSCTTY, 0) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command
+            .spawn()
+            .expect("failed to start the engine under test");
+        OnTerminal {
+            child,
+            master: File::from(pty.master),
+            seen: String::new(),
+            cursor: 0,
+            description: self.describe(),
+        }
+    }
+}
+
+impl OnTerminal {
+    /// Types `bytes` on the terminal.
+    pub fn type_keys(&mut self, bytes: &[u8]) {
+        self.master.write_all(bytes).unwrap();
+    }
+
+    /// Reads the terminal until `needle` appears after the previous match (10 s
+    /// at most); everything read is in `seen`.
+    #[track_caller]
+    pub fn expect(&mut self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(at) = self.seen[self.cursor..].find(needle) {
+                self.cursor += at + needle.len();
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{needle:?} did not appear on the terminal of `{}`; it showed:\n{}",
+                self.description,
+                self.seen
+            );
+            self.read_some(Duration::from_millis(100));
+        }
+    }
+
+    fn read_some(&mut self, wait: Duration) {
+        use std::io::Read;
+        let mut fds = [nix::poll::PollFd::new(
+            std::os::fd::AsFd::as_fd(&self.master),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let millis = wait.as_millis() as u16;
+        if nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(millis)).unwrap_or(0) > 0 {
+            let mut buffer = [0u8; 4096];
+            if let Ok(n) = self.master.read(&mut buffer) {
+                self.seen.push_str(&String::from_utf8_lossy(&buffer[..n]));
+            }
+        }
+    }
+
+    /// Changes the terminal's size, as a person resizing the window does (the
+    /// kernel sends SIGWINCH to the foreground process group: the engine).
+    pub fn resize(&mut self, rows: u16, cols: u16) {
+        let size = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads one winsize through a pointer valid for the call.
+        let result = unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+        assert_eq!(result, 0, "TIOCSWINSZ on the test's pty");
+    }
+
+    /// Whether the terminal is back in its normal (cooked) mode: echo and line
+    /// editing on.
+    pub fn is_cooked(&self) -> bool {
+        let settings = nix::sys::termios::tcgetattr(&self.master).unwrap();
+        use nix::sys::termios::LocalFlags;
+        settings
+            .local_flags
+            .contains(LocalFlags::ECHO | LocalFlags::ICANON)
+    }
+
+    /// Sends `signal` to the engine.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal);
+    }
+
+    /// Waits for the engine to end (10 s at most, then kills it); its exit code.
+    #[track_caller]
+    pub fn wait(&mut self) -> i32 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            self.read_some(Duration::from_millis(20));
+            if let Some(status) = self.child.try_wait().unwrap() {
+                self.read_some(Duration::from_millis(50));
+                return status.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "`{}` did not end within 10 s; its terminal showed:\n{}",
+                    self.description, self.seen
+                );
+            }
+        }
+    }
+}
+
+impl Drop for OnTerminal {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }

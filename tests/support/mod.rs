@@ -24,7 +24,7 @@ use std::fs::File;
 use std::time::Duration;
 
 pub use host::TestHost;
-pub use invocation::{Invocation, Running};
+pub use invocation::{Invocation, OnTerminal, Running};
 pub use output::Output;
 pub use probe::{binary as probe_binary, probe_report};
 pub use processes::{find_process, sigkill_from_host, wait_for_container_file, wait_for_file};

@@ -10,6 +10,7 @@ pub mod registry;
 mod run;
 mod table;
 pub mod template;
+mod terminal;
 mod volume;
 
 use std::path::PathBuf;

@@ -197,6 +197,8 @@ pub enum CliError {
     Reported(crate::engine::containers::supervisor::Failure),
     #[error("{0}")]
     Template(String),
+    #[error("{0}")]
+    Terminal(String),
 }
 
 /// Runs `args`; the container's exit code.

@@ -44,12 +44,16 @@ use super::{caller, Exit, RuntimeError};
 use crate::errors::{self, EXIT_ENGINE_FAILED};
 use crate::privileges::PrivilegeError;
 use crate::safe_path::{Kind, Root};
-use crate::{cgroups, env, process, signals, sys};
+use crate::{cgroups, env, process, signals, sys, terminal};
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use std::os::fd::OwnedFd;
 
 /// What `exec` runs: the process (its args, env, cwd, user, capabilities,
 /// no_new_privs, as the spec's `process`), and whether to wait for it.
 #[derive(Debug, Clone)]
 pub struct ExecRequest {
+    /// The command's settings; `process.terminal` gives it a pty of the
+    /// container's (its master comes back in [`Exec::console`]).
     pub process: Process,
     /// Return once the command runs, without waiting for it (`exec -d`).
     pub detach: bool,
@@ -62,9 +66,24 @@ pub enum ExecOutcome {
     Detached,
 }
 
+/// A command started in a container: `wait` for it; with a terminal, its pty's
+/// master is `console` (the caller relays it to a person).
+pub struct Exec {
+    helper: Pid,
+    detach: bool,
+    blocked: signals::BlockedSignals,
+    pub console: Option<OwnedFd>,
+}
+
 /// Runs `request` in the running container whose directory (bundle and state) is
-/// `dir`.
+/// `dir`, and waits for it.
 pub fn exec(dir: &Path, request: &ExecRequest) -> Result<ExecOutcome, RuntimeError> {
+    start(dir, request)?.wait()
+}
+
+/// Starts `request` in the running container whose directory is `dir`: returns
+/// once the command runs (or why it does not).
+pub fn start(dir: &Path, request: &ExecRequest) -> Result<Exec, RuntimeError> {
     let sys_error = |step| move |source| RuntimeError::Sys { step, source };
     let state = State::load(dir)?;
     let (Status::Running, Some(pid)) = (state.status, state.pid) else {
@@ -76,6 +95,8 @@ pub fn exec(dir: &Path, request: &ExecRequest) -> Result<ExecOutcome, RuntimeErr
     let spec = read_spec(dir)?;
     let mut exec_spec = spec.clone();
     exec_spec.process = request.process.clone();
+    // The terminal is exec's own business (below), not the plan's.
+    exec_spec.process.terminal = false;
     let plan = Plan::from_spec(&exec_spec, dir, &state.id, false)?;
 
     // The pidfd names the process itself; the start time says it is still the
@@ -99,6 +120,20 @@ pub fn exec(dir: &Path, request: &ExecRequest) -> Result<ExecOutcome, RuntimeErr
     let (mut parent_ends, mut child_ends) =
         sync::channel().map_err(sys_error("create the sync pipes"))?;
     let parent_fds = parent_ends.raw_fds();
+    // The console socket: the command sends its pty's master through it.
+    let console = if request.process.terminal {
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(sys_error("create the console socket"))?;
+        Some((ours, theirs))
+    } else {
+        None
+    };
+    let child_console = console.as_ref().map(|(_, theirs)| theirs.as_fd());
 
     let helper = match sys::fork().map_err(sys_error("fork(2) the exec helper"))? {
         ForkResult::Child => {
@@ -108,6 +143,7 @@ pub fn exec(dir: &Path, request: &ExecRequest) -> Result<ExecOutcome, RuntimeErr
                 request.detach,
                 &blocked,
                 &parent_fds,
+                child_console,
                 &mut child_ends,
             );
             std::process::exit(code);
@@ -115,7 +151,13 @@ pub fn exec(dir: &Path, request: &ExecRequest) -> Result<ExecOutcome, RuntimeErr
         ForkResult::Parent { child } => child,
     };
     drop(child_ends);
-    let mut reaped = None;
+    let ours = console.map(|(ours, _theirs)| ours); // theirs is closed here: the helper has it
+    let mut exec = Exec {
+        helper,
+        detach: request.detach,
+        blocked,
+        console: None,
+    };
     let result = (|| {
         cgroups::join_those_of(pid, helper)?;
         parent_ends
@@ -127,7 +169,6 @@ pub fn exec(dir: &Path, request: &ExecRequest) -> Result<ExecOutcome, RuntimeErr
         {
             Event::Running => {}
             Event::Failed(failure) => {
-                reaped = waitpid(helper, None).ok();
                 return Err(RuntimeError::Child {
                     exit_code: failure.exit_code,
                     message: failure.message,
@@ -135,34 +176,66 @@ pub fn exec(dir: &Path, request: &ExecRequest) -> Result<ExecOutcome, RuntimeErr
             }
             Event::Interrupted(signal) => return Err(RuntimeError::Interrupted { signal }),
             Event::Died | Event::Ready => {
-                let status = waitpid(helper, None).ok();
-                reaped = status;
                 return Err(RuntimeError::DiedInSetup {
-                    how: status.map_or("its status is unknown".into(), |s| format!("{s:?}")),
+                    how: "the exec helper ended before the command ran".into(),
                     oom_killed: false,
                 });
             }
         }
-        if request.detach {
-            // The helper leaves once the command runs: the command is the
-            // container's now.
-            reaped = waitpid(helper, None).ok();
-            return Ok(ExecOutcome::Detached);
+        if let Some(ours) = &ours {
+            let master =
+                crate::terminal::receive_fd(ours.as_fd()).map_err(|error| RuntimeError::Child {
+                    exit_code: EXIT_ENGINE_FAILED,
+                    message: errors::chain(&error),
+                })?;
+            exec.console = Some(master);
         }
-        let status = signals::wait_forwarding(helper, &blocked)
-            .map_err(sys_error("wait for the exec'd command"))?;
-        reaped = Some(status);
+        Ok(())
+    })();
+    match result {
+        Ok(()) => Ok(exec),
+        // The command said why it cannot run and ended: its helper reaps it and
+        // ends too (killing the helper first would orphan the command's zombie).
+        Err(error @ RuntimeError::Child { .. }) if exec.console.is_none() => {
+            let _ = waitpid(helper, None);
+            Err(error)
+        }
+        Err(error) => {
+            let _ = nix::sys::signal::kill(helper, nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(helper, None);
+            Err(error)
+        }
+    }
+}
+
+impl Exec {
+    /// A pidfd that polls readable when the command has ended (its helper has),
+    /// for a caller that relays its terminal: the pty can outlive the command
+    /// when a child of the command keeps it open.
+    pub fn ended(&self) -> Result<OwnedFd, RuntimeError> {
+        sys::pidfd_open(self.helper).map_err(|source| RuntimeError::Sys {
+            step: "open a pidfd for the exec helper",
+            source,
+        })
+    }
+
+    /// Waits for the command (passing on the signals this process gets); a
+    /// detached one only for its helper, which leaves at once.
+    pub fn wait(self) -> Result<ExecOutcome, RuntimeError> {
+        if self.detach {
+            return Ok(ExecOutcome::Detached); // the helper waits for it, alone
+        }
+        let status = signals::wait_forwarding(self.helper, &self.blocked).map_err(|source| {
+            RuntimeError::Sys {
+                step: "wait for the exec'd command",
+                source,
+            }
+        })?;
         Ok(ExecOutcome::Exited(Exit {
             code: process::exit_code(status),
             oom_kills: 0,
         }))
-    })();
-    if reaped.is_none() {
-        let _ = nix::sys::signal::kill(helper, nix::sys::signal::Signal::SIGKILL);
-        let _ = waitpid(helper, None);
     }
-    let _ = blocked.restore();
-    result
 }
 
 /// The container's spec, from its bundle.
@@ -186,11 +259,13 @@ fn helper_main(
     detach: bool,
     blocked: &signals::BlockedSignals,
     parent_fds: &[std::os::fd::RawFd],
+    console: Option<BorrowedFd<'_>>,
     ends: &mut ChildEnds,
 ) -> i32 {
     ChildEnds::close_parent_copies(parent_fds);
     let mut keep = ends.raw_fds();
     keep.push(pidfd.as_raw_fd());
+    keep.extend(console.map(|fd| fd.as_raw_fd()));
     if sys::close_fds_except(&keep).is_err() {
         return EXIT_ENGINE_FAILED;
     }
@@ -221,8 +296,9 @@ fn helper_main(
     }
     let command = match sys::fork() {
         Ok(ForkResult::Child) => {
-            let outcome =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_command(plan, ends)));
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run_command(plan, console, ends)
+            }));
             let failure = match outcome {
                 Ok(Err(failure)) => failure,
                 Ok(Ok(never)) => match never {},
@@ -246,7 +322,10 @@ fn helper_main(
     // after `Exec` says the command runs.
     ends.close_report();
     if detach {
-        return 0;
+        // Detached, the helper outlives ferry to reap the command: a process left
+        // to whatever reaps orphans on the host would linger as a zombie inside
+        // the container's PID namespace.
+        let _ = nix::sys::prctl::set_pdeathsig(None);
     }
     match signals::wait_forwarding(command, blocked) {
         Ok(status) => process::exit_code(status),
@@ -271,12 +350,25 @@ pub fn join_namespaces(pidfd: BorrowedFd<'_>, flags: CloneFlags) -> nix::Result<
 
 /// In the container's namespaces (and, forked, its PID namespace): a session,
 /// the working directory, the restrictions, the program; then execve(2).
-fn run_command(plan: &Plan, ends: &mut ChildEnds) -> Result<Infallible, ChildFailure> {
+fn run_command(
+    plan: &Plan,
+    console: Option<BorrowedFd<'_>>,
+    ends: &mut ChildEnds,
+) -> Result<Infallible, ChildFailure> {
     let failure = |message: String| ChildFailure {
         exit_code: EXIT_ENGINE_FAILED,
         message,
     };
     process::new_session().map_err(|error| failure(errors::chain(&error)))?;
+    if let Some(socket) = console {
+        // A terminal of the container's own devpts (the mount namespace joined
+        // above), its master sent out, its peer our stdin, stdout and stderr.
+        let (master, peer) =
+            terminal::open_console().map_err(|error| failure(errors::chain(&error)))?;
+        terminal::become_terminal(peer).map_err(|error| failure(errors::chain(&error)))?;
+        terminal::send_fd(socket, master.as_fd())
+            .map_err(|error| failure(errors::chain(&error)))?;
+    }
     // setns(2) of the mount namespace put this process at the container's root.
     let root = Root::open(Path::new("/")).map_err(|error| failure(errors::chain(&error)))?;
     let cwd = root

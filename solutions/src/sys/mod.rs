@@ -6,6 +6,7 @@ mod net;
 mod process;
 mod seccomp;
 mod signal;
+mod terminal;
 mod xattr;
 
 pub use fs::{openat2, openat2_with_mode, restrict_mount_tree};
@@ -16,4 +17,7 @@ pub use process::{
 };
 pub use seccomp::load_seccomp_filter;
 pub use signal::reset_signal_dispositions;
+pub use terminal::{
+    open_peer, receive_fd, set_controlling_terminal, set_window_size, window_size, WindowSize,
+};
 pub use xattr::{get_xattr, set_xattr};

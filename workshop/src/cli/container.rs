@@ -5,6 +5,7 @@
 //! adapter over `engine::containers`, printing what docker's CLI prints.
 
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -161,6 +162,9 @@ pub struct ExecArgs {
     /// Keep stdin open for the command (without it the command reads /dev/null)
     #[arg(short = 'i', long)]
     pub interactive: bool,
+    /// Give the command a terminal (a pty of the container's own)
+    #[arg(short = 't', long)]
+    pub tty: bool,
     /// Set an environment variable (KEY=VALUE), or pass KEY through from here
     #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
     pub env: Vec<String>,
@@ -224,11 +228,38 @@ pub fn exec(args: &ExecArgs, state_root: &Path) -> Result<i32, CliError> {
         user: args.user.clone(),
         privileged: args.privileged,
         detach: args.detach,
+        tty: args.tty && !args.detach,
     };
-    match container_exec::exec(&containers, &record, &options).map_err(|error| match error {
-        ContainerError::Engine(error) => CliError::Engine(*error),
-        other => CliError::Container(other),
-    })? {
+    let mut started =
+        container_exec::start(&containers, &record, &options).map_err(|error| match error {
+            ContainerError::Engine(error) => CliError::Engine(*error),
+            other => CliError::Container(other),
+        })?;
+    if let Some(master) = started.console.take() {
+        use std::io::IsTerminal;
+        // Your terminal goes raw while the container's does the editing; the
+        // guard puts it back on every way out of this block.
+        let raw = if std::io::stdin().is_terminal() {
+            Some(
+                crate::terminal::RawMode::enable()
+                    .map_err(|e| CliError::Terminal(e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        let ended = started
+            .ended()
+            .map_err(|error| CliError::Engine(error.into()))?;
+        let relayed =
+            super::terminal::relay(master.as_fd(), Some(ended.as_fd()), args.interactive, None);
+        drop(raw);
+        drop(master);
+        relayed.map_err(|e| CliError::Terminal(format!("relaying the terminal failed: {e}")))?;
+    }
+    match started
+        .wait()
+        .map_err(|error| CliError::Engine(error.into()))?
+    {
         ExecOutcome::Exited(exit) => Ok(exit.code),
         ExecOutcome::Detached => Ok(0),
     }

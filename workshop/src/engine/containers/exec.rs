@@ -9,7 +9,7 @@ use std::path::Path;
 use super::{ContainerError, Containers, Record, Status};
 use crate::engine::EngineError;
 use crate::privileges::{capabilities, user};
-use crate::runtime::exec::{self, ExecOutcome, ExecRequest};
+use crate::runtime::exec::{self, ExecRequest};
 use crate::runtime::spec::{Capabilities, User};
 
 /// What the user asks `exec` for.
@@ -25,14 +25,16 @@ pub struct ExecOptions {
     /// Every capability ferry holds, instead of the container's.
     pub privileged: bool,
     pub detach: bool,
+    /// `-t`: a pty of the container's for the command.
+    pub tty: bool,
 }
 
-/// Runs `options` in the running container `record`.
-pub fn exec(
+/// Starts `options` in the running container `record`.
+pub fn start(
     containers: &Containers,
     record: &Record,
     options: &ExecOptions,
-) -> Result<ExecOutcome, ContainerError> {
+) -> Result<exec::Exec, ContainerError> {
     let (Status::Running, Some(process)) = (record.state.status, record.supervision.process) else {
         return Err(ContainerError::NotRunning {
             name: record.short_name().to_string(),
@@ -47,7 +49,7 @@ pub fn exec(
     })?;
     let mut wanted = spec.process.clone();
     wanted.args = options.command.clone();
-    wanted.terminal = false;
+    wanted.terminal = options.tty;
     for (key, value) in &options.env {
         wanted
             .env
@@ -88,5 +90,5 @@ pub fn exec(
         process: wanted,
         detach: options.detach,
     };
-    Ok(exec::exec(&dir, &request).map_err(EngineError::from)?)
+    Ok(exec::start(&dir, &request).map_err(EngineError::from)?)
 }
