@@ -367,3 +367,107 @@ fn exec_t_gives_a_terminal_of_the_containers_that_echoes_resizes_and_is_restored
     );
     rm_f(&host, "term");
 }
+
+#[test]
+fn run_it_detaches_with_ctrl_p_ctrl_q_and_attach_reconnects() {
+    let host = TestHost::new();
+    let rootfs = host.rootfs.to_str().unwrap();
+    let cgroup = host.cgroup_parent.as_str();
+    let mut session = host
+        .engine(&[
+            "run",
+            "-it",
+            "--name",
+            "console",
+            "--rootfs",
+            rootfs,
+            "--cgroup-parent",
+            cgroup,
+            "sh",
+        ])
+        .spawn_on_terminal(30, 90);
+    session.expect("# ");
+    session.type_keys(b"stty size; tty\r");
+    session.expect("30 90");
+    session.expect("/dev/pts/0");
+    // ctrl-p then ctrl-q: ferry leaves, the container stays.
+    session.type_keys(&[0x10, 0x11]);
+    assert_eq!(
+        session.wait(),
+        0,
+        "detaching is not a failure\n{}",
+        session.seen
+    );
+    assert!(
+        session.is_cooked(),
+        "the terminal is restored after detaching"
+    );
+    let out = host
+        .engine(&["inspect", "-f", "{{.State.Status}}", "console"])
+        .output();
+    assert_eq!(
+        out.stdout.trim(),
+        "running",
+        "the container runs on after the detach keys\n{out}"
+    );
+    let mut again = host
+        .engine(&["attach", "console"])
+        .spawn_on_terminal(24, 80);
+    std::thread::sleep(Duration::from_millis(300));
+    again.type_keys(b"stty size\r");
+    again.expect("24 80");
+    again.type_keys(b"exit 5\r");
+    assert_eq!(
+        again.wait(),
+        5,
+        "attach ends with the container, with its exit code\n{}",
+        again.seen
+    );
+    assert!(again.is_cooked());
+    host.engine(&["logs", "console"])
+        .output()
+        .assert_stdout_contains("30 90");
+    host.engine(&["rm", "console"]).output().assert_success();
+}
+
+#[test]
+fn a_fake_ptmx_in_the_container_is_refused() {
+    let host = TestHost::new();
+    let canary = host.canary("pty-canary", &token());
+    detached(&host, "faker", &["--cap-add", "SYS_ADMIN", "sleep", "60"]);
+    // The container (it has CAP_SYS_ADMIN) replaces its devpts with a tmpfs whose
+    // ptmx is a symlink, then a regular file.
+    exec(
+        &host,
+        &[
+            "faker",
+            "sh",
+            "-c",
+            "mount -t tmpfs fake /dev/pts && ln -s /proc/1/root/etc/passwd /dev/pts/ptmx",
+        ],
+    )
+    .output()
+    .assert_success();
+    let out = exec(&host, &["-t", "faker", "true"]).output();
+    out.assert_code(125).assert_stderr_contains("/dev/pts/ptmx");
+    exec(
+        &host,
+        &[
+            "faker",
+            "sh",
+            "-c",
+            "rm /dev/pts/ptmx && echo not-a-pty > /dev/pts/ptmx",
+        ],
+    )
+    .output()
+    .assert_success();
+    let out = exec(&host, &["-t", "faker", "true"]).output();
+    out.assert_code(125)
+        .assert_stderr_contains("not a pseudo-terminal multiplexer");
+    assert_eq!(
+        std::fs::read_to_string(&canary).unwrap().len(),
+        12,
+        "the canary is untouched"
+    );
+    rm_f(&host, "faker");
+}

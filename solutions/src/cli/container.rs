@@ -403,6 +403,7 @@ pub fn run_detached(
     let record = make(args, options, true, state_root)?;
     let containers = Containers::new(state_root);
     match supervisor::spawn(&containers, &record.id).map_err(CliError::RunContainer)? {
+        Report::Started if !args.detach => attach_terminal(&containers, &record),
         Report::Started => {
             println!("{}", record.id);
             Ok(0)
@@ -460,6 +461,9 @@ fn start_one(containers: &Containers, name: &str, attach: bool) -> Result<Option
     }
     if attach {
         let record = containers.get(&record.id)?;
+        if has_terminal(containers, &record) {
+            return attach_terminal(containers, &record).map(Some);
+        }
         return follow_to_end(containers, &record, offset).map(Some);
     }
     Ok(None)
@@ -485,7 +489,48 @@ pub fn attach(args: &AttachArgs, state_root: &Path) -> Result<i32, CliError> {
         }
         .into());
     }
+    if has_terminal(&containers, &record) {
+        return attach_terminal(&containers, &record);
+    }
     follow_to_end(&containers, &record, logs::end(&record.log_path))
+}
+
+/// Whether the container's command has a terminal (`-t`).
+fn has_terminal(containers: &Containers, record: &Record) -> bool {
+    crate::engine::containers::read_spec(&containers.dir(&record.id))
+        .is_some_and(|spec| spec.process.terminal)
+}
+
+/// Attaches this terminal to the container's (through its supervisor) until the
+/// container ends — its exit code — or the detach keys leave it running (0).
+fn attach_terminal(containers: &Containers, record: &Record) -> Result<i32, CliError> {
+    use crate::engine::containers::attach;
+    use std::io::IsTerminal;
+    let socket =
+        attach::connect(&containers.dir(&record.id)).map_err(|source| ContainerError::Io {
+            action: "connect to the attach socket of",
+            path: containers.dir(&record.id).join(attach::SOCKET),
+            source,
+        })?;
+    let raw = if std::io::stdin().is_terminal() {
+        Some(crate::terminal::RawMode::enable().map_err(|e| CliError::Terminal(e.to_string()))?)
+    } else {
+        None
+    };
+    let keys = crate::terminal::DetachKeys::new(crate::terminal::DETACH_KEYS);
+    let relayed = super::terminal::relay_attached(socket, keys);
+    drop(raw);
+    match relayed.map_err(|e| CliError::Terminal(format!("relaying the terminal failed: {e}")))? {
+        super::terminal::RelayEnd::Detached => {
+            eprintln!("read escape sequence");
+            Ok(0)
+        }
+        super::terminal::RelayEnd::Ended => {
+            let record = containers.get(&record.id)?;
+            wait_for_supervisor(containers, &record)?;
+            Ok(containers.get(&record.id)?.state.exit_code)
+        }
+    }
 }
 
 /// Prints the log from `offset` as it grows until the container has ended (and

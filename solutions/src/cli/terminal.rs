@@ -112,3 +112,78 @@ fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// Relays this terminal to a container's through its supervisor's attach
+/// socket: keys (after the detach keys' filter) and window sizes in, the
+/// terminal's output out, until the supervisor closes the socket (the container
+/// ended) or the detach keys are typed.
+pub fn relay_attached(
+    mut socket: std::os::unix::net::UnixStream,
+    mut detach: DetachKeys,
+) -> std::io::Result<RelayEnd> {
+    use crate::engine::containers::attach;
+    use std::io::Read;
+    let stdin = std::io::stdin();
+    let stdin = stdin.as_fd();
+    let mut winch = SigSet::empty();
+    winch.add(Signal::SIGWINCH);
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&winch), None)?;
+    let resized = SignalFd::with_flags(&winch, SfdFlags::SFD_CLOEXEC)?;
+    let send_size = |socket: &mut std::os::unix::net::UnixStream| {
+        if let Ok(size) = crate::sys::window_size(stdin) {
+            let _ = attach::send_window_size(socket, &size);
+        }
+    };
+    send_size(&mut socket);
+    let mut reading_stdin = true;
+    let mut buffer = vec![0u8; 32 * 1024];
+    let mut out = std::io::stdout().lock();
+    loop {
+        let mut fds = vec![
+            PollFd::new(socket.as_fd(), PollFlags::POLLIN),
+            PollFd::new(resized.as_fd(), PollFlags::POLLIN),
+        ];
+        if reading_stdin {
+            fds.push(PollFd::new(stdin, PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(error) => return Err(error.into()),
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        if ready[0] {
+            match socket.read(&mut buffer) {
+                Ok(0) => return Ok(RelayEnd::Ended),
+                Ok(n) => {
+                    out.write_all(&buffer[..n])?;
+                    out.flush()?;
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return Ok(RelayEnd::Ended),
+            }
+        }
+        if ready[1] {
+            let _ = resized.read_signal();
+            send_size(&mut socket);
+        }
+        if reading_stdin && ready[2] {
+            match nix::unistd::read(stdin.as_raw_fd(), &mut buffer) {
+                Ok(0) | Err(nix::errno::Errno::EIO) => reading_stdin = false,
+                Ok(n) => {
+                    let typed = detach.feed(&buffer[..n]);
+                    attach::send_keys(&mut socket, &typed.forward)?;
+                    if typed.detach {
+                        return Ok(RelayEnd::Detached);
+                    }
+                }
+                Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+}

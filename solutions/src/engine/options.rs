@@ -46,6 +46,9 @@ pub struct RunOptions {
     pub hostname: Option<String>,
     /// ferry's init as PID 1.
     pub init: bool,
+    /// `-t`: the command gets a pty of the container's (chapter 9).
+    #[serde(default)]
+    pub tty: bool,
     /// Bytes.
     pub memory: Option<u64>,
     /// Memory plus swap in bytes; -1 for unlimited swap.

@@ -23,7 +23,7 @@ use crate::process::{self, ExecError};
 use crate::rootfs::{self, RootView, RootfsError};
 use crate::safe_path::{Kind, Root, SafePathError};
 use crate::signals::{self, BlockedSignals};
-use crate::{env, init, sys};
+use crate::{env, init, sys, terminal};
 use nix::unistd::ForkResult;
 
 /// A step of the child's setup that failed.
@@ -57,6 +57,8 @@ pub enum ChildError {
     },
     #[error("failed to wait for the runtime's start")]
     Sync(#[source] std::io::Error),
+    #[error(transparent)]
+    Terminal(#[from] crate::terminal::TerminalError),
 }
 
 impl ChildError {
@@ -89,13 +91,17 @@ pub struct ChildArgs<'a> {
     pub blocked: &'a BlockedSignals,
     /// The parent's ends of the sync pipes, which the child closes.
     pub parent_fds: Vec<RawFd>,
+    /// With a terminal: the socket the pty's master goes out on.
+    pub console: Option<std::os::fd::BorrowedFd<'a>>,
 }
 
 /// The child's entry point; returns the exit code only when it could not exec.
 pub fn main(plan: &Plan, args: &ChildArgs, ends: &mut ChildEnds) -> isize {
     ChildEnds::close_parent_copies(&args.parent_fds);
     // Nothing the caller left open may reach the container (CVE-2024-21626).
-    if sys::close_fds_except(&ends.raw_fds()).is_err() {
+    let mut keep = ends.raw_fds();
+    keep.extend(args.console.map(|fd| std::os::fd::AsRawFd::as_raw_fd(&fd)));
+    if sys::close_fds_except(&keep).is_err() {
         return EXIT_ENGINE_FAILED as isize;
     }
     // Nor its environment, command line or memory; and no child outlives ferry.
@@ -165,6 +171,12 @@ fn setup_and_exec(
         && !args.cgroup_mounts.is_empty()
     {
         cgroups::mount_inside(args.cgroup_mounts)?;
+    }
+    if let (true, Some(socket)) = (plan.terminal, args.console) {
+        // The container's own devpts is mounted: the pty comes from it.
+        let (master, peer) = terminal::open_console()?;
+        terminal::become_terminal(peer)?;
+        terminal::send_fd(socket, std::os::fd::AsFd::as_fd(&master))?;
     }
     enter_workdir(root.path(), &plan.cwd, entered.writable)?;
     if root == RootView::Isolated && !cwd_is_inside() {

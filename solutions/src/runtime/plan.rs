@@ -52,6 +52,8 @@ pub struct Plan {
     pub cgroup_mount: bool,
     /// ferry's init as PID 1 in front of the command.
     pub init: bool,
+    /// `process.terminal`: the command gets a pty of the container's (chapter 9).
+    pub terminal: bool,
     /// chroot with MS_MOVE instead of pivot_root (a runtime option, as runc's).
     pub no_pivot: bool,
     pub security: Security,
@@ -97,12 +99,6 @@ impl Plan {
             ));
         }
         let process = &spec.process;
-        if process.terminal {
-            return Err(refuse(
-                "process.terminal",
-                "is true: terminals come with chapter 9",
-            ));
-        }
         if !process.rlimits.is_empty() {
             return Err(refuse("process.rlimits", "are not supported by ferry"));
         }
@@ -133,6 +129,7 @@ impl Plan {
             mounts,
             cgroup_mount,
             init: spec.annotation(spec::ANNOTATION_INIT) == Some("true"),
+            terminal: process.terminal,
             no_pivot,
             security: security(spec)?,
             cgroup,

@@ -145,6 +145,14 @@ pub struct RunArgs {
     #[arg(short = 'd', long)]
     pub detach: bool,
 
+    /// Give the command a terminal (a pty of the container's own; with -d, attach to it later)
+    #[arg(short = 't', long)]
+    pub tty: bool,
+
+    /// Keep stdin open for the command (run always passes stdin; accepted for docker's -it)
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+
     /// Assign a name to the container [default: a generated adjective_noun]
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
@@ -206,7 +214,9 @@ pub enum CliError {
 /// Runs `args`; the container's exit code.
 pub fn run(args: &RunArgs, state_root: &Path) -> Result<i32, CliError> {
     let options = prepare_options(args, state_root)?;
-    if args.detach {
+    if args.detach || args.tty {
+        // A terminal needs a holder that outlives this command (the detach keys
+        // leave the container running): the supervisor.
         return super::container::run_detached(args, options, state_root);
     }
     run_attached(args, options, state_root)
@@ -311,6 +321,7 @@ pub fn options(args: &RunArgs) -> Result<RunOptions, CliError> {
         workdir: args.workdir.clone(),
         hostname: args.hostname.clone(),
         init: args.init,
+        tty: args.tty,
         memory,
         memory_swap,
         pids_limit: args.pids_limit,

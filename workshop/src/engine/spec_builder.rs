@@ -141,7 +141,7 @@ pub fn build(inputs: &Inputs) -> Result<Spec, ConfigError> {
     Ok(Spec {
         oci_version: OCI_VERSION.to_string(),
         process: spec::Process {
-            terminal: false,
+            terminal: options.tty,
             user: inputs.user.map(numeric_user).unwrap_or_default(),
             args: options.command.clone(),
             env: environment(inputs),

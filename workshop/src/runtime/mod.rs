@@ -119,6 +119,8 @@ pub struct Container {
     cgroup: Option<ContainerCgroup>,
     /// Restores the caller's signal mask when the container is gone.
     blocked: BlockedSignals,
+    /// With `process.terminal`: the master of the command's pty (chapter 9).
+    console: Option<std::os::fd::OwnedFd>,
 }
 
 /// Creates the container `id` described by `spec` in `dir` (its bundle and state
@@ -146,6 +148,21 @@ pub fn create(
         .map_err(sys_error("create a signalfd"))?;
     let (parent_ends, mut child_ends) =
         sync::channel().map_err(sys_error("create the sync pipes"))?;
+    // With a terminal, the pty's master comes out of the container on this
+    // socket (runc's console socket, here the runtime's own).
+    let console_socket = if plan.terminal {
+        Some(
+            nix::sys::socket::socketpair(
+                nix::sys::socket::AddressFamily::Unix,
+                nix::sys::socket::SockType::Stream,
+                None,
+                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            )
+            .map_err(sys_error("create the console socket"))?,
+        )
+    } else {
+        None
+    };
 
     let cgroup = cgroups::setup(&plan.cgroup, &plan.cgroup_name)?;
     let cgroup_mounts = match (&cgroup, plan.cgroup_mount) {
@@ -158,11 +175,15 @@ pub fn create(
         cgroup_mounts: &cgroup_mounts,
         blocked: &blocked,
         parent_fds: parent_ends.raw_fds(),
+        console: console_socket
+            .as_ref()
+            .map(|(_, theirs)| std::os::fd::AsFd::as_fd(theirs)),
     };
     let mut child_main = || child::main(&plan, &child_args, &mut child_ends);
     let pid = sys::clone_child(cloned, &mut child_main)
         .map_err(sys_error("clone(2) the container's process"))?;
     drop(child_ends); // the child has its own copies; ours would hide its end-of-file
+    let console_socket = console_socket.map(|(ours, _theirs)| ours);
     let mut container = Container {
         dir: dir.to_path_buf(),
         state,
@@ -172,6 +193,7 @@ pub fn create(
         signal_fd,
         cgroup,
         blocked,
+        console: None,
     };
     container.state.pid = Some(pid.as_raw());
     container.state.pid_start_time = state::process_start_time(pid.as_raw());
@@ -198,6 +220,17 @@ pub fn create(
         Event::Ready => {}
         other => return Err(container.setup_failed(other)),
     }
+    if let Some(socket) = &console_socket {
+        // Sent before Ready, so it is waiting in the socket.
+        let master =
+            crate::terminal::receive_fd(std::os::fd::AsFd::as_fd(socket)).map_err(|error| {
+                RuntimeError::Child {
+                    exit_code: crate::errors::EXIT_ENGINE_FAILED,
+                    message: crate::errors::chain(&error),
+                }
+            })?;
+        container.console = Some(master);
+    }
     container.set_status(Status::Created)?;
     Ok(container)
 }
@@ -211,6 +244,11 @@ impl Container {
     /// The state as `state.json` has it.
     pub fn state(&self) -> &State {
         &self.state
+    }
+
+    /// The master of the command's pty, for whoever shows it to a person (once).
+    pub fn take_console(&mut self) -> Option<std::os::fd::OwnedFd> {
+        self.console.take()
     }
 
     /// Runs the user's program: returns once it has been exec'd.

@@ -27,6 +27,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::{dup2, pipe2};
 use serde::{Deserialize, Serialize};
 
+use super::attach;
 use super::logs::{LogWriter, Stream};
 use super::{read_spec, restart, ContainerError, Containers, ProcessRef, Record, Status};
 use crate::clock;
@@ -272,6 +273,22 @@ fn run_once(
     let no_pivot = record.supervision.no_pivot;
     let (mut container, copier) = match capture {
         Capture::Inherit => (crate::engine::create_process(&dir, &spec, no_pivot)?, None),
+        Capture::Log if spec.process.terminal => {
+            // The container's terminal: its master here, served to `attach`.
+            let store_error = |what: &str, error: std::io::Error| {
+                EngineError::Store(format!("failed to {what}: {error}"))
+            };
+            let listener =
+                attach::listen(&dir).map_err(|e| store_error("make the attach socket", e))?;
+            let mut container = crate::engine::create_process(&dir, &spec, no_pivot)?;
+            let master = container.take_console().ok_or_else(|| {
+                EngineError::Store("the runtime handed over no terminal".to_string())
+            })?;
+            let log =
+                LogWriter::open(&record.log_path).map_err(|e| store_error("open the log", e))?;
+            let copier = std::thread::spawn(move || attach::serve(master, listener, log));
+            (container, Some(copier))
+        }
         Capture::Log => {
             let pipe_error = |source| {
                 EngineError::Store(format!(

@@ -22,6 +22,7 @@
 //! and a record whose supervisor is gone is reported dead and cleaned
 //! (`Containers::settle`).
 
+pub mod attach;
 pub mod exec;
 pub mod logs;
 pub mod names;
