@@ -216,6 +216,19 @@ pub fn run() -> Result<()> {
     std::thread::sleep(std::time::Duration::from_millis(1600));
     demo.engine(&["ps"])?;
     demo.engine(&["logs", "--tail", "3", "demo-web"])?;
+
+    section(
+        "Chapter 9 — exec",
+        "a second process in the running container: its namespaces (setns on a pidfd), cgroups and restrictions:",
+    );
+    demo.engine(&[
+        "exec",
+        "demo-web",
+        "sh",
+        "-c",
+        "echo \"in $(hostname), pid $$\"; ps; grep -E 'CapEff|Seccomp:' /proc/self/status",
+    ])?;
+    demo.engine(&["top", "demo-web"])?;
     demo.engine(&["stop", "demo-web"])?;
     demo.engine(&["ps", "-a", "--filter", "name=demo-web"])?;
     demo.engine(&["rm", "demo-web"])?;
