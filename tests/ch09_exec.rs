@@ -410,6 +410,21 @@ fn run_it_detaches_with_ctrl_p_ctrl_q_and_attach_reconnects() {
         "running",
         "the container runs on after the detach keys\n{out}"
     );
+    // A client killed with SIGTERM puts the terminal back; the container runs on.
+    let mut killed = host
+        .engine(&["attach", "console"])
+        .spawn_on_terminal(24, 80);
+    std::thread::sleep(Duration::from_millis(300));
+    killed.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(killed.wait(), 143, "{}", killed.seen);
+    assert!(
+        killed.is_cooked(),
+        "the terminal is restored when the client is killed"
+    );
+    let out = host
+        .engine(&["inspect", "-f", "{{.State.Status}}", "console"])
+        .output();
+    assert_eq!(out.stdout.trim(), "running", "{out}");
     let mut again = host
         .engine(&["attach", "console"])
         .spawn_on_terminal(24, 80);

@@ -525,6 +525,7 @@ fn attach_terminal(containers: &Containers, record: &Record) -> Result<i32, CliE
             eprintln!("read escape sequence");
             Ok(0)
         }
+        super::terminal::RelayEnd::Signalled(signal) => Ok(128 + signal),
         super::terminal::RelayEnd::Ended => {
             let record = containers.get(&record.id)?;
             wait_for_supervisor(containers, &record)?;

@@ -17,6 +17,9 @@ pub enum RelayEnd {
     Ended,
     /// The detach keys were typed.
     Detached,
+    /// This process got signal N (SIGTERM, SIGHUP, ...): the relay stopped so the
+    /// terminal can be restored; the container runs on.
+    Signalled(i32),
 }
 
 /// Copies stdin to `master` (when `interactive`) and `master` to stdout until
@@ -125,10 +128,21 @@ pub fn relay_attached(
     use std::io::Read;
     let stdin = std::io::stdin();
     let stdin = stdin.as_fd();
-    let mut winch = SigSet::empty();
-    winch.add(Signal::SIGWINCH);
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&winch), None)?;
-    let resized = SignalFd::with_flags(&winch, SfdFlags::SFD_CLOEXEC)?;
+    // SIGWINCH, and the signals that would end this client without restoring the
+    // terminal: they end the relay instead (the container runs on, as after the
+    // detach keys).
+    let mut watched = SigSet::empty();
+    for signal in [
+        Signal::SIGWINCH,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+    ] {
+        watched.add(signal);
+    }
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&watched), None)?;
+    let resized = SignalFd::with_flags(&watched, SfdFlags::SFD_CLOEXEC)?;
     let send_size = |socket: &mut std::os::unix::net::UnixStream| {
         if let Ok(size) = crate::sys::window_size(stdin) {
             let _ = attach::send_window_size(socket, &size);
@@ -168,8 +182,13 @@ pub fn relay_attached(
             }
         }
         if ready[1] {
-            let _ = resized.read_signal();
-            send_size(&mut socket);
+            match resized.read_signal() {
+                Ok(Some(info)) if info.ssi_signo == Signal::SIGWINCH as u32 => {
+                    send_size(&mut socket)
+                }
+                Ok(Some(info)) => return Ok(RelayEnd::Signalled(info.ssi_signo as i32)),
+                _ => {}
+            }
         }
         if reading_stdin && ready[2] {
             match nix::unistd::read(stdin.as_raw_fd(), &mut buffer) {
