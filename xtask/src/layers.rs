@@ -30,6 +30,7 @@ mod tests {
         ("safe_path", 1),
         ("seccomp", 1),
         ("signals", 1),
+        ("terminal", 1),
         ("sys", 0),
         ("errors", 0),
         ("note", 0),

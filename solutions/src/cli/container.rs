@@ -1,21 +1,25 @@
-//! The container commands (chapter 8): create, start, attach, ps, logs, stop,
-//! kill, restart, wait, rm, prune, rename, inspect, top, diff — each a thin
-//! adapter over `engine::containers`, printing what docker's CLI prints.
+//! The container commands of a container's life (chapter 8): create, start,
+//! stop, restart, kill, wait, rm, prune, rename, and the `container SUBCOMMAND`
+//! group that also reaches the others. Each is a thin adapter over
+//! `engine::containers`, printing what docker's CLI prints. Looking at
+//! containers lives next door: `ps` (ps.rs), `logs` and `attach` (logs.rs),
+//! `exec` (exec.rs, chapter 9), `inspect`, `top` and `diff` (inspect.rs).
 
-use std::io::Write;
-use std::os::fd::AsFd;
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use nix::sys::signal::Signal;
 
+use super::exec::ExecArgs;
+use super::inspect::InspectArgs;
+use super::logs::{attach_terminal, follow_to_end, has_terminal, AttachArgs, LogsArgs};
+use super::ps::PsArgs;
 use super::run::{self as run_command, CliError, RunArgs};
-use crate::clock;
-use crate::engine::containers::logs::{self, Stream};
+use crate::engine::containers::logs;
 use crate::engine::containers::supervisor::{self, Failure, Report};
 use crate::engine::containers::{
-    is_alive, stop, ContainerError, Containers, CreateRequest, Record, RestartPolicy, Status,
+    stop, ContainerError, Containers, CreateRequest, Record, RestartPolicy, Status,
 };
 use crate::engine::options::RunOptions;
 use crate::ENGINE;
@@ -31,52 +35,6 @@ pub struct StartArgs {
     pub interactive: bool,
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
-}
-
-/// `attach CONTAINER`
-#[derive(Debug, Args)]
-pub struct AttachArgs {
-    #[arg(value_name = "CONTAINER")]
-    pub container: String,
-}
-
-/// `ps [-a] [-q] [--no-trunc] [--filter KEY=VALUE] [--format TEMPLATE]`
-#[derive(Debug, Args)]
-pub struct PsArgs {
-    /// Show all containers (default shows just running)
-    #[arg(short = 'a', long)]
-    pub all: bool,
-    /// Only display container IDs
-    #[arg(short = 'q', long)]
-    pub quiet: bool,
-    /// Don't truncate output
-    #[arg(long = "no-trunc")]
-    pub no_trunc: bool,
-    /// Filter output: status=created|running|restarting|exited|dead, name=TEXT, id=PREFIX
-    #[arg(short = 'f', long = "filter", value_name = "KEY=VALUE")]
-    pub filter: Vec<String>,
-    /// Format output with a Go template, e.g. '{{.ID}} {{.Names}}' or 'table {{.ID}}\t{{.Status}}'
-    #[arg(long, value_name = "TEMPLATE")]
-    pub format: Option<String>,
-}
-
-/// `logs [-f] [--tail N] [-t] [--since WHEN] CONTAINER`
-#[derive(Debug, Args)]
-pub struct LogsArgs {
-    /// Follow log output until the container ends
-    #[arg(short = 'f', long)]
-    pub follow: bool,
-    /// Number of lines to show from the end of the logs ("all" for every line)
-    #[arg(short = 'n', long, value_name = "N", default_value = "all")]
-    pub tail: String,
-    /// Show timestamps
-    #[arg(short = 't', long)]
-    pub timestamps: bool,
-    /// Show logs since a time (2026-12-02T10:00:00Z, a Unix time) or a duration ago (10s, 5m, 2h)
-    #[arg(long, value_name = "WHEN")]
-    pub since: Option<String>,
-    #[arg(value_name = "CONTAINER")]
-    pub container: String,
 }
 
 /// `stop [-t SECONDS] CONTAINER...`, `restart`
@@ -133,134 +91,12 @@ pub struct RenameArgs {
     pub new_name: String,
 }
 
-/// `inspect [-f TEMPLATE] NAME...`
-#[derive(Debug, Args)]
-pub struct InspectArgs {
-    /// Format the output with a Go template, e.g. '{{.State.Status}}'
-    #[arg(short = 'f', long, value_name = "TEMPLATE")]
-    pub format: Option<String>,
-    #[arg(required = true, value_name = "NAME")]
-    pub names: Vec<String>,
-}
-
 /// `container prune [-f]`
 #[derive(Debug, Args)]
 pub struct PruneArgs {
     /// Do not prompt for confirmation (ferry never prompts)
     #[arg(short = 'f', long)]
     pub force: bool,
-}
-
-/// `exec [-d] [-i] [-e K=V] [-w DIR] [-u USER] [--privileged] CONTAINER COMMAND...`
-#[derive(Debug, Args)]
-pub struct ExecArgs {
-    /// Detached mode: run the command in the background
-    #[arg(short = 'd', long)]
-    pub detach: bool,
-    /// Keep stdin open for the command (without it the command reads /dev/null)
-    #[arg(short = 'i', long)]
-    pub interactive: bool,
-    /// Give the command a terminal (a pty of the container's own)
-    #[arg(short = 't', long)]
-    pub tty: bool,
-    /// Set an environment variable (KEY=VALUE), or pass KEY through from here
-    #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
-    pub env: Vec<String>,
-    /// Working directory inside the container [default: the container's]
-    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
-    pub workdir: Option<String>,
-    /// Run as this user: name, uid, name:group or uid:gid (from the container's /etc/passwd)
-    #[arg(short = 'u', long, value_name = "USER[:GROUP]")]
-    pub user: Option<String>,
-    /// Give the command every capability ferry holds (its seccomp filter stays the container's)
-    #[arg(long)]
-    pub privileged: bool,
-    #[arg(value_name = "CONTAINER")]
-    pub container: String,
-    /// The command to run and its arguments
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "COMMAND"
-    )]
-    pub command: Vec<String>,
-}
-
-/// `exec`: the command's exit code (or 0 once it runs, detached).
-pub fn exec(args: &ExecArgs, state_root: &Path) -> Result<i32, CliError> {
-    use crate::engine::containers::exec::{self as container_exec, ExecOptions};
-    use crate::runtime::exec::ExecOutcome;
-    let mut env = Vec::new();
-    for text in &args.env {
-        match crate::env::parse_entry(text)? {
-            crate::env::EnvEntry::Set(key, value) => env.push((key, value)),
-            crate::env::EnvEntry::Inherit(key) => {
-                if let Ok(value) = std::env::var(&key) {
-                    env.push((key, value));
-                }
-            }
-        }
-    }
-    let containers = Containers::new(state_root);
-    let record = containers.get(&args.container)?;
-    if !args.interactive || args.detach {
-        // docker's exec gives the command no stdin unless -i.
-        if let Ok(null) = std::fs::File::open("/dev/null") {
-            use std::os::fd::AsRawFd;
-            let _ = nix::unistd::dup2(null.as_raw_fd(), 0);
-        }
-    }
-    if args.detach {
-        for fd in [1, 2] {
-            if let Ok(null) = std::fs::File::options().write(true).open("/dev/null") {
-                use std::os::fd::AsRawFd;
-                let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
-            }
-        }
-    }
-    let options = ExecOptions {
-        command: args.command.clone(),
-        env,
-        workdir: args.workdir.clone(),
-        user: args.user.clone(),
-        privileged: args.privileged,
-        detach: args.detach,
-        tty: args.tty && !args.detach,
-    };
-    let mut started =
-        container_exec::start(&containers, &record, &options).map_err(|error| match error {
-            ContainerError::Engine(error) => CliError::Engine(*error),
-            other => CliError::Container(other),
-        })?;
-    if let Some(master) = started.console.take() {
-        use std::io::IsTerminal;
-        // Your terminal goes raw while the container's does the editing; the
-        // guard puts it back on every way out of this block.
-        let raw = if std::io::stdin().is_terminal() {
-            Some(
-                crate::terminal::RawMode::enable()
-                    .map_err(|e| CliError::Terminal(e.to_string()))?,
-            )
-        } else {
-            None
-        };
-        let ended = started
-            .ended()
-            .map_err(|error| CliError::Engine(error.into()))?;
-        let relayed =
-            super::terminal::relay(master.as_fd(), Some(ended.as_fd()), args.interactive, None);
-        drop(raw);
-        drop(master);
-        relayed.map_err(|e| CliError::Terminal(format!("relaying the terminal failed: {e}")))?;
-    }
-    match started
-        .wait()
-        .map_err(|error| CliError::Engine(error.into()))?
-    {
-        ExecOutcome::Exited(exit) => Ok(exit.code),
-        ExecOutcome::Detached => Ok(0),
-    }
 }
 
 /// `supervise ID`: the supervisor (started by ferry itself; not for people).
@@ -318,7 +154,7 @@ pub enum ContainerCommand {
 /// Runs `container SUBCOMMAND`.
 pub fn container(args: ContainerArgs, state_root: &Path) -> Result<i32, CliError> {
     match args.command {
-        ContainerCommand::Ls(args) => ps(&args, state_root),
+        ContainerCommand::Ls(args) => super::ps::ps(&args, state_root),
         ContainerCommand::Create(args) => create(&args, state_root),
         ContainerCommand::Run(args) => run_command::run(&args, state_root),
         ContainerCommand::Start(args) => start(&args, state_root),
@@ -329,12 +165,12 @@ pub fn container(args: ContainerArgs, state_root: &Path) -> Result<i32, CliError
         ContainerCommand::Rm(args) => rm(&args, state_root),
         ContainerCommand::Prune(args) => prune(&args, state_root),
         ContainerCommand::Rename(args) => rename(&args, state_root),
-        ContainerCommand::Inspect(args) => inspect(&args, state_root),
-        ContainerCommand::Logs(args) => logs(&args, state_root),
-        ContainerCommand::Top(args) => top(&args, state_root),
-        ContainerCommand::Diff(args) => diff(&args, state_root),
-        ContainerCommand::Attach(args) => attach(&args, state_root),
-        ContainerCommand::Exec(args) => exec(&args, state_root),
+        ContainerCommand::Inspect(args) => super::inspect::inspect(&args, state_root),
+        ContainerCommand::Logs(args) => super::logs::logs(&args, state_root),
+        ContainerCommand::Top(args) => super::inspect::top(&args, state_root),
+        ContainerCommand::Diff(args) => super::inspect::diff(&args, state_root),
+        ContainerCommand::Attach(args) => super::logs::attach(&args, state_root),
+        ContainerCommand::Exec(args) => super::exec::exec(&args, state_root),
     }
 }
 
@@ -403,7 +239,7 @@ pub fn run_detached(
     let record = make(args, options, true, state_root)?;
     let containers = Containers::new(state_root);
     match supervisor::spawn(&containers, &record.id).map_err(CliError::RunContainer)? {
-        Report::Started if !args.detach => attach_terminal(&containers, &record),
+        Report::Started if !args.detach => attach_terminal(&containers, &record, args.interactive),
         Report::Started => {
             println!("{}", record.id);
             Ok(0)
@@ -431,7 +267,7 @@ pub fn start(args: &StartArgs, state_root: &Path) -> Result<i32, CliError> {
     let containers = Containers::new(state_root);
     let mut failed = None;
     for name in &args.containers {
-        match start_one(&containers, name, args.attach) {
+        match start_one(&containers, name, args.attach, args.interactive) {
             Ok(Some(code)) => return Ok(code),
             Ok(None) => println!("{name}"),
             Err(error) => failed = Some(report(error)),
@@ -441,12 +277,19 @@ pub fn start(args: &StartArgs, state_root: &Path) -> Result<i32, CliError> {
 }
 
 /// Starts one container; with `attach`, follows its output and returns its exit code.
-fn start_one(containers: &Containers, name: &str, attach: bool) -> Result<Option<i32>, CliError> {
+fn start_one(
+    containers: &Containers,
+    name: &str,
+    attach: bool,
+    interactive: bool,
+) -> Result<Option<i32>, CliError> {
     let record = containers.get(name)?;
     match record.state.status {
         Status::Running | Status::Restarting => {
             // docker: starting a running container is not an error.
-            return if attach {
+            return if attach && has_terminal(containers, &record) {
+                attach_terminal(containers, &record, interactive).map(Some)
+            } else if attach {
                 follow_to_end(containers, &record, logs::end(&record.log_path)).map(Some)
             } else {
                 Ok(None)
@@ -462,200 +305,11 @@ fn start_one(containers: &Containers, name: &str, attach: bool) -> Result<Option
     if attach {
         let record = containers.get(&record.id)?;
         if has_terminal(containers, &record) {
-            return attach_terminal(containers, &record).map(Some);
+            return attach_terminal(containers, &record, interactive).map(Some);
         }
         return follow_to_end(containers, &record, offset).map(Some);
     }
     Ok(None)
-}
-
-/// `attach`: the container's output from now on, until it ends; its exit code.
-pub fn attach(args: &AttachArgs, state_root: &Path) -> Result<i32, CliError> {
-    let containers = Containers::new(state_root);
-    let record = containers.get(&args.container)?;
-    if record.state.status != Status::Running && record.state.status != Status::Restarting {
-        return Err(ContainerError::WrongState {
-            name: args.container.clone(),
-            status: record.state.status,
-            why: "you cannot attach to a stopped container, start it first",
-        }
-        .into());
-    }
-    if !record.supervision.logged {
-        return Err(ContainerError::WrongState {
-            name: args.container.clone(),
-            status: record.state.status,
-            why: "it runs attached to the terminal of the run that started it; there is nothing to attach to",
-        }
-        .into());
-    }
-    if has_terminal(&containers, &record) {
-        return attach_terminal(&containers, &record);
-    }
-    follow_to_end(&containers, &record, logs::end(&record.log_path))
-}
-
-/// Whether the container's command has a terminal (`-t`).
-fn has_terminal(containers: &Containers, record: &Record) -> bool {
-    crate::engine::containers::read_spec(&containers.dir(&record.id))
-        .is_some_and(|spec| spec.process.terminal)
-}
-
-/// Attaches this terminal to the container's (through its supervisor) until the
-/// container ends — its exit code — or the detach keys leave it running (0).
-fn attach_terminal(containers: &Containers, record: &Record) -> Result<i32, CliError> {
-    use crate::engine::containers::attach;
-    use std::io::IsTerminal;
-    let socket =
-        attach::connect(&containers.dir(&record.id)).map_err(|source| ContainerError::Io {
-            action: "connect to the attach socket of",
-            path: containers.dir(&record.id).join(attach::SOCKET),
-            source,
-        })?;
-    let raw = if std::io::stdin().is_terminal() {
-        Some(crate::terminal::RawMode::enable().map_err(|e| CliError::Terminal(e.to_string()))?)
-    } else {
-        None
-    };
-    let keys = crate::terminal::DetachKeys::new(crate::terminal::DETACH_KEYS);
-    let relayed = super::terminal::relay_attached(socket, keys);
-    drop(raw);
-    match relayed.map_err(|e| CliError::Terminal(format!("relaying the terminal failed: {e}")))? {
-        super::terminal::RelayEnd::Detached => {
-            eprintln!("read escape sequence");
-            Ok(0)
-        }
-        super::terminal::RelayEnd::Signalled(signal) => Ok(128 + signal),
-        super::terminal::RelayEnd::Ended => {
-            let record = containers.get(&record.id)?;
-            wait_for_supervisor(containers, &record)?;
-            Ok(containers.get(&record.id)?.state.exit_code)
-        }
-    }
-}
-
-/// Prints the log from `offset` as it grows until the container has ended (and
-/// will not restart); its exit code.
-fn follow_to_end(containers: &Containers, record: &Record, offset: u64) -> Result<i32, CliError> {
-    let mut offset = offset;
-    loop {
-        let (entries, next) =
-            logs::read_from(&record.log_path, offset).map_err(|source| ContainerError::Io {
-                action: "read",
-                path: record.log_path.clone(),
-                source,
-            })?;
-        offset = next;
-        print_entries(&entries, false);
-        let now = containers.get(&record.id)?;
-        let supervised = now.supervision.supervisor.as_ref().is_some_and(is_alive);
-        if !supervised && !matches!(now.state.status, Status::Running | Status::Restarting) {
-            let (entries, _) = logs::read_from(&record.log_path, offset).unwrap_or_default();
-            print_entries(&entries, false);
-            return Ok(now.state.exit_code);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Writes log entries to stdout and stderr, as their streams were.
-fn print_entries(entries: &[logs::Entry], timestamps: bool) {
-    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
-    for entry in entries {
-        let line = if timestamps {
-            format!("{} {}", entry.time, entry.log)
-        } else {
-            entry.log.clone()
-        };
-        let _ = match entry.stream {
-            Stream::Stdout => out.write_all(line.as_bytes()),
-            Stream::Stderr => err.write_all(line.as_bytes()),
-        };
-    }
-    let _ = out.flush();
-    let _ = err.flush();
-}
-
-/// `logs`.
-pub fn logs(args: &LogsArgs, state_root: &Path) -> Result<i32, CliError> {
-    let containers = Containers::new(state_root);
-    let record = containers.get(&args.container)?;
-    if !record.supervision.logged && record.state.status != Status::Created {
-        return Err(ContainerError::WrongState {
-            name: args.container.clone(),
-            status: record.state.status,
-            why: "it ran attached (run without -d): its output went to that terminal, not to a log; run -d or start keeps one",
-        }
-        .into());
-    }
-    let tail = match args.tail.as_str() {
-        "all" | "-1" => None,
-        text => Some(text.parse::<usize>().map_err(|_| CliError::Flag {
-            flag: "--tail",
-            value: text.to_string(),
-            why: "use a number of lines or all".into(),
-        })?),
-    };
-    let since = args.since.as_deref().map(parse_since).transpose()?;
-    let (mut entries, offset) =
-        logs::read_from(&record.log_path, 0).map_err(|source| ContainerError::Io {
-            action: "read",
-            path: record.log_path.clone(),
-            source,
-        })?;
-    if let Some(since) = since {
-        entries.retain(|e| clock::parse_rfc3339_nanos(&e.time).is_some_and(|t| t >= since));
-    }
-    if let Some(tail) = tail {
-        let skip = entries.len().saturating_sub(tail);
-        entries.drain(..skip);
-    }
-    print_entries(&entries, args.timestamps);
-    if !args.follow {
-        return Ok(0);
-    }
-    let mut offset = offset;
-    loop {
-        let now = containers.get(&record.id)?;
-        let running = matches!(now.state.status, Status::Running | Status::Restarting)
-            && now.supervision.supervisor.as_ref().is_some_and(is_alive);
-        let (entries, next) = logs::read_from(&record.log_path, offset).unwrap_or_default();
-        offset = next;
-        print_entries(&entries, args.timestamps);
-        if !running {
-            return Ok(0);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// `--since`: an RFC 3339 time, a Unix time, or a duration before now (10s, 5m,
-/// 2h), as nanoseconds since the epoch.
-fn parse_since(text: &str) -> Result<i128, CliError> {
-    let error = || CliError::Flag {
-        flag: "--since",
-        value: text.to_string(),
-        why: "use a time (2026-12-02T10:00:00Z), a Unix time, or a duration such as 10s, 5m or 2h"
-            .into(),
-    };
-    if let Some(nanos) = clock::parse_rfc3339_nanos(text) {
-        return Ok(nanos);
-    }
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i128);
-    if let Ok(seconds) = text.parse::<f64>() {
-        return Ok((seconds * 1e9) as i128);
-    }
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).ok_or_else(error)?);
-    let number: i128 = number.parse().map_err(|_| error())?;
-    let seconds = match unit {
-        "s" => number,
-        "m" => number * 60,
-        "h" => number * 3600,
-        _ => return Err(error()),
-    };
-    Ok(now - seconds * 1_000_000_000)
 }
 
 /// The signal a container stops with: its image's STOPSIGNAL, else SIGTERM.
@@ -681,7 +335,10 @@ fn stop_one(
 
 /// Waits (on a pidfd) until the container's supervisor is gone, so the record
 /// says how the container ended.
-fn wait_for_supervisor(containers: &Containers, record: &Record) -> Result<(), CliError> {
+pub(super) fn wait_for_supervisor(
+    containers: &Containers,
+    record: &Record,
+) -> Result<(), CliError> {
     if let Some(supervisor) = record.supervision.supervisor {
         let me = crate::engine::containers::ProcessRef::me();
         if supervisor != me {
@@ -719,7 +376,7 @@ pub fn restart(args: &StopArgs, state_root: &Path) -> Result<i32, CliError> {
                 Duration::from_secs(args.time),
             )?;
         }
-        start_one(&containers, &record.id, false).map(drop)
+        start_one(&containers, &record.id, false, false).map(drop)
     })
 }
 
@@ -843,340 +500,6 @@ fn dir_size(dir: &Path) -> u64 {
 pub fn rename(args: &RenameArgs, state_root: &Path) -> Result<i32, CliError> {
     Containers::new(state_root).rename(&args.container, &args.new_name)?;
     Ok(0)
-}
-
-/// `inspect`: containers (and images, as docker's plain `inspect`).
-pub fn inspect(args: &InspectArgs, state_root: &Path) -> Result<i32, CliError> {
-    let containers = Containers::new(state_root);
-    let mut shown = Vec::new();
-    for name in &args.names {
-        match containers.get(name) {
-            Ok(record) => shown.push(serde_json::to_value(&record).expect("a record serializes")),
-            Err(ContainerError::NotFound { .. }) => {
-                match super::image::inspect_value(name, state_root) {
-                    Ok(value) => shown.push(value),
-                    Err(_) => return Err(ContainerError::NotFound { name: name.clone() }.into()),
-                }
-            }
-            Err(error) => return Err(error.into()),
-        }
-    }
-    match &args.format {
-        Some(format) => {
-            let template =
-                super::template::Template::parse(&super::template::expand_escapes(format))
-                    .map_err(|error| CliError::Template(error.to_string()))?;
-            for value in &shown {
-                let line = template
-                    .render(value)
-                    .map_err(|error| CliError::Template(error.to_string()))?;
-                println!("{line}");
-            }
-        }
-        None => println!("{}", serde_json::to_string_pretty(&shown).expect("JSON")),
-    }
-    Ok(0)
-}
-
-/// `top`: the container's processes, as `ps -ef` columns.
-pub fn top(args: &ContainersArgs, state_root: &Path) -> Result<i32, CliError> {
-    let containers = Containers::new(state_root);
-    let record = containers.get(&args.containers[0])?;
-    let Some(process) = record
-        .supervision
-        .process
-        .filter(|p| record.state.status == Status::Running && is_alive(p))
-    else {
-        return Err(ContainerError::NotRunning {
-            name: args.containers[0].clone(),
-        }
-        .into());
-    };
-    let rows = crate::process::in_pid_namespace_of(process.pid)
-        .into_iter()
-        .map(|p| {
-            vec![
-                p.user,
-                p.pid.to_string(),
-                p.ppid.to_string(),
-                "0".into(),
-                p.started,
-                "?".into(),
-                p.time,
-                p.command,
-            ]
-        })
-        .collect::<Vec<_>>();
-    print!(
-        "{}",
-        super::table::render(
-            &["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"],
-            &rows
-        )
-    );
-    Ok(0)
-}
-
-/// `diff`: what the container changed, from its upper layer.
-pub fn diff(args: &ContainersArgs, state_root: &Path) -> Result<i32, CliError> {
-    let containers = Containers::new(state_root);
-    let record = containers.get(&args.containers[0])?;
-    let dir = containers.dir(&record.id);
-    let lowers: Vec<std::path::PathBuf> = record
-        .graph_driver
-        .data
-        .get("LowerDir")
-        .map(|l| {
-            l.split(':')
-                .filter(|s| !s.is_empty())
-                .map(std::path::PathBuf::from)
-                .collect()
-        })
-        .unwrap_or_default();
-    let changes = crate::engine::diff::changes(&dir.join("upper"), &lowers).map_err(|source| {
-        ContainerError::Io {
-            action: "read",
-            path: dir.join("upper"),
-            source,
-        }
-    })?;
-    // The engine's own files, bound over the image's (created in the upper layer
-    // when the image lacks them), are not the container's changes: docker hides
-    // them too.
-    let engine_files = ["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"];
-    for change in changes
-        .iter()
-        .filter(|c| !engine_files.contains(&c.path.as_str()))
-    {
-        println!("{change}");
-    }
-    Ok(0)
-}
-
-/// `ps`.
-pub fn ps(args: &PsArgs, state_root: &Path) -> Result<i32, CliError> {
-    let filters = args
-        .filter
-        .iter()
-        .map(|f| parse_filter(f))
-        .collect::<Result<Vec<_>, _>>()?;
-    let containers = Containers::new(state_root);
-    let now = SystemTime::now();
-    let shown: Vec<Record> = containers
-        .all()
-        .into_iter()
-        .filter(|r| {
-            // A status filter names the states it wants, stopped ones too (docker's).
-            args.all
-                || filters.iter().any(|f| matches!(f, Filter::Status(_)))
-                || matches!(r.state.status, Status::Running | Status::Restarting)
-        })
-        .filter(|r| filters.iter().all(|f| f.matches(r)))
-        .collect();
-    if args.quiet {
-        for record in &shown {
-            println!(
-                "{}",
-                if args.no_trunc {
-                    &record.id
-                } else {
-                    record.short_id()
-                }
-            );
-        }
-        return Ok(0);
-    }
-    let rows: Vec<PsRow> = shown
-        .iter()
-        .map(|r| PsRow::of(r, now, args.no_trunc))
-        .collect();
-    if let Some(format) = &args.format {
-        return print_formatted(format, &rows);
-    }
-    let header = [
-        "CONTAINER ID",
-        "IMAGE",
-        "COMMAND",
-        "CREATED",
-        "STATUS",
-        "PORTS",
-        "NAMES",
-    ];
-    let cells: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            vec![
-                r.id.clone(),
-                r.image.clone(),
-                r.command.clone(),
-                r.running_for.clone(),
-                r.status.clone(),
-                r.ports.clone(),
-                r.names.clone(),
-            ]
-        })
-        .collect();
-    print!("{}", super::table::render(&header, &cells));
-    Ok(0)
-}
-
-/// One row of `ps`, with docker's `--format` field names.
-#[derive(Debug, Clone, serde::Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct PsRow {
-    #[serde(rename = "ID")]
-    pub id: String,
-    pub image: String,
-    pub command: String,
-    pub created_at: String,
-    pub running_for: String,
-    pub status: String,
-    pub state: String,
-    pub ports: String,
-    pub names: String,
-}
-
-impl PsRow {
-    fn of(record: &Record, now: SystemTime, no_trunc: bool) -> PsRow {
-        let command = record.command_line();
-        PsRow {
-            id: if no_trunc {
-                record.id.clone()
-            } else {
-                record.short_id().to_string()
-            },
-            image: record.config.image.clone(),
-            command: if no_trunc {
-                format!("\"{command}\"")
-            } else {
-                format!("\"{}\"", truncate(&command, 20))
-            },
-            created_at: record.created.clone(),
-            running_for: format!(
-                "{} ago",
-                clock::human_duration(clock::seconds_since(&record.created, now))
-            ),
-            status: status_text(record, now),
-            state: record.state.status.to_string(),
-            ports: String::new(),
-            names: record.short_name().to_string(),
-        }
-    }
-}
-
-/// `text` cut to `width` characters, the last one `…`, as docker's ps.
-fn truncate(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        return text.to_string();
-    }
-    let cut: String = text.chars().take(width - 1).collect();
-    format!("{cut}…")
-}
-
-/// STATUS as docker words it: "Up 3 minutes", "Exited (137) 5 seconds ago".
-pub fn status_text(record: &Record, now: SystemTime) -> String {
-    let since = |time: &str| clock::human_duration(clock::seconds_since(time, now));
-    match record.state.status {
-        Status::Created => "Created".to_string(),
-        Status::Running => format!("Up {}", since(&record.state.started_at)),
-        Status::Restarting => format!(
-            "Restarting ({}) {} ago",
-            record.state.exit_code,
-            since(&record.state.finished_at)
-        ),
-        Status::Exited => format!(
-            "Exited ({}) {} ago",
-            record.state.exit_code,
-            since(&record.state.finished_at)
-        ),
-        Status::Dead => "Dead".to_string(),
-    }
-}
-
-/// A `--filter KEY=VALUE` of ps.
-#[derive(Debug)]
-enum Filter {
-    Status(Status),
-    Name(String),
-    Id(String),
-}
-
-impl Filter {
-    fn matches(&self, record: &Record) -> bool {
-        match self {
-            Filter::Status(status) => record.state.status == *status,
-            Filter::Name(text) => record.short_name().contains(text.trim_start_matches('/')),
-            Filter::Id(prefix) => record.id.starts_with(prefix),
-        }
-    }
-}
-
-fn parse_filter(text: &str) -> Result<Filter, CliError> {
-    let error = |why: String| CliError::Flag {
-        flag: "--filter",
-        value: text.to_string(),
-        why,
-    };
-    match text.split_once('=') {
-        Some(("status", value)) => value.parse().map(Filter::Status).map_err(error),
-        Some(("name", value)) => Ok(Filter::Name(value.to_string())),
-        Some(("id", value)) => Ok(Filter::Id(value.to_string())),
-        _ => Err(error("use status=STATUS, name=NAME or id=PREFIX".into())),
-    }
-}
-
-/// `--format`: a Go template per row, or `table TEMPLATE` with a header.
-fn print_formatted(format: &str, rows: &[PsRow]) -> Result<i32, CliError> {
-    use super::template;
-    let format = template::expand_escapes(format);
-    let (body, table) = match format.strip_prefix("table") {
-        Some(rest) => (rest.trim_start().to_string(), true),
-        None => (format.clone(), false),
-    };
-    let parsed = template::Template::parse(&body).map_err(|e| CliError::Template(e.to_string()))?;
-    let mut lines = Vec::new();
-    for row in rows {
-        let value = serde_json::to_value(row).expect("a row serializes");
-        lines.push(
-            parsed
-                .render(&value)
-                .map_err(|e| CliError::Template(e.to_string()))?,
-        );
-    }
-    if table {
-        let headers: Vec<String> = template::header_names(&parsed)
-            .iter()
-            .map(|field| header_of(field))
-            .collect();
-        let cells: Vec<Vec<String>> = lines
-            .iter()
-            .map(|l| l.split('\t').map(String::from).collect())
-            .collect();
-        let header: Vec<&str> = headers.iter().map(String::as_str).collect();
-        print!("{}", super::table::render(&header, &cells));
-    } else {
-        for line in lines {
-            println!("{line}");
-        }
-    }
-    Ok(0)
-}
-
-/// docker's column header for a `--format` field.
-fn header_of(field: &str) -> String {
-    match field {
-        "ID" => "CONTAINER ID",
-        "Image" => "IMAGE",
-        "Command" => "COMMAND",
-        "CreatedAt" => "CREATED AT",
-        "RunningFor" => "CREATED",
-        "Status" => "STATUS",
-        "State" => "STATE",
-        "Ports" => "PORTS",
-        "Names" => "NAMES",
-        other => return other.to_ascii_uppercase(),
-    }
-    .to_string()
 }
 
 /// Runs `action` for each name, printing the name when it succeeds (docker's

@@ -4,8 +4,12 @@
 //! and is the only place that prints errors, hints and exit codes.
 
 pub mod container;
+pub mod exec;
 pub mod image;
+pub mod inspect;
+pub mod logs;
 mod mounts;
+pub mod ps;
 pub mod registry;
 mod run;
 mod table;
@@ -46,13 +50,13 @@ pub enum Command {
     /// Start one or more stopped containers
     Start(container::StartArgs),
     /// Attach to a running container's output
-    Attach(container::AttachArgs),
+    Attach(logs::AttachArgs),
     /// Execute a command in a running container
-    Exec(container::ExecArgs),
+    Exec(exec::ExecArgs),
     /// List containers
-    Ps(container::PsArgs),
+    Ps(ps::PsArgs),
     /// Fetch the logs of a container
-    Logs(container::LogsArgs),
+    Logs(logs::LogsArgs),
     /// Stop one or more running containers
     Stop(container::StopArgs),
     /// Kill one or more running containers
@@ -66,7 +70,7 @@ pub enum Command {
     /// Rename a container
     Rename(container::RenameArgs),
     /// Display detailed information on containers or images
-    Inspect(container::InspectArgs),
+    Inspect(inspect::InspectArgs),
     /// Display the running processes of a container
     Top(container::ContainersArgs),
     /// Inspect changes to files or directories on a container's filesystem
@@ -153,19 +157,19 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
         Command::Run(args) => run::run(&args, &state_root),
         Command::Create(args) => container::create(&args, &state_root),
         Command::Start(args) => container::start(&args, &state_root),
-        Command::Attach(args) => container::attach(&args, &state_root),
-        Command::Exec(args) => container::exec(&args, &state_root),
-        Command::Ps(args) => container::ps(&args, &state_root),
-        Command::Logs(args) => container::logs(&args, &state_root),
+        Command::Attach(args) => logs::attach(&args, &state_root),
+        Command::Exec(args) => exec::exec(&args, &state_root),
+        Command::Ps(args) => ps::ps(&args, &state_root),
+        Command::Logs(args) => logs::logs(&args, &state_root),
         Command::Stop(args) => container::stop_containers(&args, &state_root),
         Command::Kill(args) => container::kill(&args, &state_root),
         Command::Restart(args) => container::restart(&args, &state_root),
         Command::Wait(args) => container::wait(&args, &state_root),
         Command::Rm(args) => container::rm(&args, &state_root),
         Command::Rename(args) => container::rename(&args, &state_root),
-        Command::Inspect(args) => container::inspect(&args, &state_root),
-        Command::Top(args) => container::top(&args, &state_root),
-        Command::Diff(args) => container::diff(&args, &state_root),
+        Command::Inspect(args) => inspect::inspect(&args, &state_root),
+        Command::Top(args) => inspect::top(&args, &state_root),
+        Command::Diff(args) => inspect::diff(&args, &state_root),
         Command::Container(args) => container::container(args, &state_root),
         Command::Supervise(args) => Ok(container::supervise(&args, &state_root)),
         Command::Volume(args) => volume::run(&args, &state_root),

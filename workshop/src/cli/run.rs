@@ -149,7 +149,7 @@ pub struct RunArgs {
     #[arg(short = 't', long)]
     pub tty: bool,
 
-    /// Keep stdin open for the command (run always passes stdin; accepted for docker's -it)
+    /// Send your keys to the command (an attached run always passes stdin; with -t, its terminal gets them)
     #[arg(short = 'i', long)]
     pub interactive: bool,
 

@@ -125,6 +125,7 @@ fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> std::io::Result<()> {
 pub fn relay_attached(
     mut socket: std::os::unix::net::UnixStream,
     mut detach: DetachKeys,
+    interactive: bool,
 ) -> std::io::Result<RelayEnd> {
     use crate::engine::containers::attach;
     use std::io::Read;
@@ -151,7 +152,8 @@ pub fn relay_attached(
         }
     };
     send_size(&mut socket);
-    let mut reading_stdin = true;
+    // Keys go to the container only when asked for (-i; attach always).
+    let mut reading_stdin = interactive;
     let mut buffer = vec![0u8; 32 * 1024];
     let mut out = std::io::stdout().lock();
     loop {

@@ -94,6 +94,7 @@ pub fn serve(master: OwnedFd, listener: UnixListener, mut log: LogWriter) {
     // prompt, for `run -it`, which connects just after the start): that client
     // gets it first. Later clients see only what comes after they attach.
     let mut backlog: Option<Vec<u8>> = Some(Vec::new());
+    let mut backlog_full = false;
     loop {
         let mut fds = vec![
             PollFd::new(master.as_fd(), PollFlags::POLLIN),
@@ -120,9 +121,13 @@ pub fn serve(master: OwnedFd, listener: UnixListener, mut log: LogWriter) {
                 Ok(0) | Err(nix::errno::Errno::EIO) => break,
                 Ok(n) => {
                     let _ = log.write(Stream::Stdout, &buffer[..n], SystemTime::now());
-                    if let Some(backlog) = &mut backlog {
-                        if backlog.len() + n <= BACKLOG {
-                            backlog.extend_from_slice(&buffer[..n]);
+                    // Once full, it stops: a replay with holes would be worse than
+                    // a short one.
+                    if let Some(early) = backlog.as_mut().filter(|_| !backlog_full) {
+                        if early.len() + n <= BACKLOG {
+                            early.extend_from_slice(&buffer[..n]);
+                        } else {
+                            backlog_full = true;
                         }
                     }
                     // A client that cannot keep up is dropped, not waited for.

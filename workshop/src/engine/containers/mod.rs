@@ -7,7 +7,7 @@
 //! ```text
 //! ROOT/containers.lock          flock(2): one writer of any record at a time
 //! ROOT/containers/ID/           the container's directory (the OCI bundle)
-//!     container.json            the record: docker's inspect shape (`Record`)
+//!     container.json            the record: docker's inspect shape (`Record`, record.rs)
 //!     config.json               the runtime spec (chapter 0's seam)
 //!     state.json                the runtime's state, while a process exists
 //!     upper/ work/ rootfs/      the overlay (chapter 5)
@@ -26,31 +26,32 @@ pub mod attach;
 pub mod exec;
 pub mod logs;
 pub mod names;
+mod record;
 pub mod restart;
 pub mod stop;
 pub mod supervisor;
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use nix::fcntl::{Flock, FlockArg};
-use serde::{Deserialize, Serialize};
 
 use super::bundle::CONFIG_FILE;
 use super::options::RunOptions;
-use super::{EngineError, Prepared};
+use super::EngineError;
 use crate::clock;
 use crate::runtime::spec::Spec;
 use crate::runtime::state::{self as runtime_state, write_atomically};
+use record::record_of;
+pub use record::{
+    Config, GraphDriver, HostConfig, MountPoint, ProcessRef, Record, State, Status, Supervision,
+    ZERO_TIME,
+};
 pub use restart::RestartPolicy;
 
 /// The record's file name in a container's directory.
 pub const RECORD_FILE: &str = "container.json";
-
-/// docker's "no time yet".
-pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 /// What the container commands can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -111,72 +112,6 @@ fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) ->
     }
 }
 
-/// Where a container is in its life, as docker names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// Made, never started (or its start failed).
-    Created,
-    /// Its process runs.
-    Running,
-    /// It ended and its restart policy starts it again after a pause.
-    Restarting,
-    /// Its process ended; the exit code is recorded.
-    Exited,
-    /// Its supervisor died without recording the end: what was left is cleaned.
-    Dead,
-}
-
-impl std::fmt::Display for Status {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let name = match self {
-            Status::Created => "created",
-            Status::Running => "running",
-            Status::Restarting => "restarting",
-            Status::Exited => "exited",
-            Status::Dead => "dead",
-        };
-        f.write_str(name)
-    }
-}
-
-impl std::str::FromStr for Status {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Status, String> {
-        serde_json::from_value(serde_json::Value::String(text.to_string())).map_err(|_| {
-            format!("unknown status {text:?}: use created, running, restarting, exited or dead")
-        })
-    }
-}
-
-/// A process named so that a reused pid is not taken for it: pid and start time
-/// (field 22 of /proc/PID/stat).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ProcessRef {
-    pub pid: i32,
-    pub start_time: u64,
-}
-
-impl ProcessRef {
-    /// The calling process.
-    pub fn me() -> ProcessRef {
-        let pid = std::process::id() as i32;
-        ProcessRef {
-            pid,
-            start_time: runtime_state::process_start_time(pid).unwrap_or(0),
-        }
-    }
-
-    /// Process `pid`, if it exists now.
-    pub fn of(pid: i32) -> Option<ProcessRef> {
-        Some(ProcessRef {
-            pid,
-            start_time: runtime_state::process_start_time(pid)?,
-        })
-    }
-}
-
 /// Whether `process` still runs: a process with its pid exists, started when it
 /// did, and has not ended (a zombie has ended; only its parent has not reaped
 /// it yet). A pid alone is not enough — the kernel hands out a dead process's
@@ -185,168 +120,6 @@ pub fn is_alive(process: &ProcessRef) -> bool {
     // BEGIN SOLUTION ch08 "is this the process we recorded? its pid exists and it started when it did"
     todo!("chapter 8 (containers): is this the process we recorded? its pid exists and it started when it did — see chapters/08-containers.md")
     // END SOLUTION
-}
-
-/// The record's `State`, as docker's inspect has it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct State {
-    pub status: Status,
-    pub running: bool,
-    pub paused: bool,
-    pub restarting: bool,
-    #[serde(rename = "OOMKilled")]
-    pub oom_killed: bool,
-    pub dead: bool,
-    /// The first process's pid on the host (0 when none).
-    pub pid: i32,
-    pub exit_code: i32,
-    pub error: String,
-    pub started_at: String,
-    pub finished_at: String,
-}
-
-impl State {
-    fn new() -> State {
-        State {
-            status: Status::Created,
-            running: false,
-            paused: false,
-            restarting: false,
-            oom_killed: false,
-            dead: false,
-            pid: 0,
-            exit_code: 0,
-            error: String::new(),
-            started_at: ZERO_TIME.to_string(),
-            finished_at: ZERO_TIME.to_string(),
-        }
-    }
-
-    /// Sets the status and the flags that follow from it.
-    pub fn set(&mut self, status: Status) {
-        self.status = status;
-        self.running = matches!(status, Status::Running | Status::Restarting);
-        self.restarting = status == Status::Restarting;
-        self.dead = status == Status::Dead;
-        if status != Status::Running {
-            self.pid = 0;
-        }
-    }
-}
-
-/// The record's `Config`: what the container runs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Config {
-    pub hostname: String,
-    pub user: String,
-    pub env: Vec<String>,
-    pub cmd: Vec<String>,
-    pub entrypoint: Option<Vec<String>>,
-    /// The image as the user named it (or the --rootfs directory).
-    pub image: String,
-    pub working_dir: String,
-    pub labels: BTreeMap<String, String>,
-    pub stop_signal: String,
-}
-
-/// The record's `HostConfig`: how the host runs it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct HostConfig {
-    pub restart_policy: RestartPolicy,
-    pub auto_remove: bool,
-    pub privileged: bool,
-    pub readonly_rootfs: bool,
-    pub init: bool,
-    pub memory: u64,
-    pub nano_cpus: u64,
-    pub pids_limit: i64,
-    pub cgroup_parent: String,
-}
-
-/// One of the container's mounts, as inspect lists them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct MountPoint {
-    #[serde(rename = "Type")]
-    pub kind: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub name: String,
-    pub source: String,
-    pub destination: String,
-    #[serde(rename = "RW")]
-    pub rw: bool,
-}
-
-/// Where its files are: the overlay's directories.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct GraphDriver {
-    pub name: String,
-    pub data: BTreeMap<String, String>,
-}
-
-/// The engine's own bookkeeping, not in docker's shape.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Supervision {
-    /// The process that runs it (its supervisor, or the attached `run`).
-    pub supervisor: Option<ProcessRef>,
-    /// The container's first process, while it runs.
-    pub process: Option<ProcessRef>,
-    /// `stop`, `kill` or `rm -f` ended it: the restart policy leaves it stopped.
-    pub stopped_by_user: bool,
-    /// Anonymous volumes made for it: removed with `--rm` and `rm -v`.
-    pub anonymous_volumes: Vec<String>,
-    /// Whether its output goes to its log (run -d, start) or went to a terminal.
-    pub logged: bool,
-    pub no_pivot: bool,
-}
-
-/// A container: `container.json`, which `inspect` prints.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Record {
-    pub id: String,
-    pub created: String,
-    pub path: String,
-    pub args: Vec<String>,
-    pub state: State,
-    /// The image id (the config's digest), empty for --rootfs.
-    pub image: String,
-    pub log_path: PathBuf,
-    /// docker's form: `/NAME`.
-    pub name: String,
-    pub restart_count: u32,
-    pub driver: String,
-    pub config: Config,
-    pub host_config: HostConfig,
-    pub mounts: Vec<MountPoint>,
-    pub graph_driver: GraphDriver,
-    #[serde(rename = "Ferry")]
-    pub supervision: Supervision,
-}
-
-impl Record {
-    /// The name without docker's leading `/`.
-    pub fn short_name(&self) -> &str {
-        self.name.trim_start_matches('/')
-    }
-
-    /// The 12 digits tables show.
-    pub fn short_id(&self) -> &str {
-        &self.id[..12.min(self.id.len())]
-    }
-
-    /// The command line as `ps` shows it: entrypoint and command.
-    pub fn command_line(&self) -> String {
-        std::iter::once(self.path.as_str())
-            .chain(self.args.iter().map(String::as_str))
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
 }
 
 /// What `create` is asked for: the run options and what makes it an object.
@@ -688,135 +461,4 @@ fn lost_its_supervisor(record: &Record) -> bool {
 pub fn read_spec(dir: &Path) -> Option<Spec> {
     let text = std::fs::read_to_string(dir.join(CONFIG_FILE)).ok()?;
     serde_json::from_str(&text).ok()
-}
-
-/// A new container's record.
-fn record_of(prepared: &Prepared, request: &CreateRequest, name: &str) -> Record {
-    let spec = &prepared.spec;
-    let options = &prepared.options;
-    let process = &spec.process;
-    let args = process.args.clone();
-    let dir = prepared.bundle.dir();
-    let id = prepared.id.as_str().to_string();
-    let image_config = prepared
-        .image
-        .as_ref()
-        .and_then(|image| image.config.config.clone());
-    let graph = BTreeMap::from([
-        (
-            "LowerDir".to_string(),
-            prepared
-                .lowers
-                .iter()
-                .map(|l| l.display().to_string())
-                .collect::<Vec<_>>()
-                .join(":"),
-        ),
-        (
-            "UpperDir".to_string(),
-            dir.join("upper").display().to_string(),
-        ),
-        (
-            "WorkDir".to_string(),
-            dir.join("work").display().to_string(),
-        ),
-        (
-            "MergedDir".to_string(),
-            dir.join("rootfs").display().to_string(),
-        ),
-    ]);
-    Record {
-        log_path: dir.join(format!("{id}-json.log")),
-        created: clock::rfc3339_nanos(SystemTime::now()),
-        path: args.first().cloned().unwrap_or_default(),
-        args: args.iter().skip(1).cloned().collect(),
-        state: State::new(),
-        image: prepared
-            .image
-            .as_ref()
-            .map(|image| image.id().to_string())
-            .unwrap_or_default(),
-        name: format!("/{name}"),
-        restart_count: 0,
-        driver: "overlay".to_string(),
-        config: Config {
-            hostname: spec.hostname.clone().unwrap_or_default(),
-            user: options.user.clone().unwrap_or_default(),
-            env: process.env.clone(),
-            cmd: options.command.clone(),
-            entrypoint: options.entrypoint.clone(),
-            image: match (&options.image, &options.rootfs) {
-                (Some(image), _) => image.clone(),
-                (None, Some(dir)) => dir.display().to_string(),
-                (None, None) => String::new(),
-            },
-            working_dir: process.cwd.clone(),
-            labels: image_config
-                .as_ref()
-                .and_then(|c| c.labels.clone())
-                .unwrap_or_default(),
-            stop_signal: image_config
-                .as_ref()
-                .and_then(|c| c.stop_signal.clone())
-                .unwrap_or_default(),
-        },
-        host_config: HostConfig {
-            restart_policy: request.restart.clone(),
-            auto_remove: request.auto_remove,
-            privileged: options.privileged,
-            readonly_rootfs: options.read_only,
-            init: options.init,
-            memory: options.memory.unwrap_or(0),
-            nano_cpus: options.cpus.map_or(0, |cpus| (cpus * 1e9) as u64),
-            pids_limit: options.pids_limit.unwrap_or(0),
-            cgroup_parent: options.cgroup_parent.clone().unwrap_or_default(),
-        },
-        mounts: mount_points(prepared),
-        graph_driver: GraphDriver {
-            name: "overlay".to_string(),
-            data: graph,
-        },
-        supervision: Supervision {
-            anonymous_volumes: prepared.anonymous_volumes.clone(),
-            logged: request.logged,
-            no_pivot: prepared.no_pivot,
-            ..Supervision::default()
-        },
-        id,
-    }
-}
-
-/// The user's mounts as inspect lists them.
-fn mount_points(prepared: &Prepared) -> Vec<MountPoint> {
-    // ROOT/containers/ID → ROOT/volumes
-    let dir = prepared.bundle.dir();
-    let volumes = dir
-        .parent()
-        .and_then(Path::parent)
-        .map(|root| root.join("volumes"))
-        .unwrap_or_default();
-    prepared
-        .user_mounts
-        .iter()
-        .map(|mount| {
-            let source = mount.source.clone().unwrap_or_default();
-            let volume = Path::new(&source)
-                .strip_prefix(&volumes)
-                .ok()
-                .and_then(|rest| rest.components().next())
-                .map(|name| name.as_os_str().to_string_lossy().into_owned());
-            let kind = match (mount.kind.as_deref(), &volume) {
-                (Some("bind"), Some(_)) => "volume",
-                (Some(kind), _) => kind,
-                (None, _) => "bind",
-            };
-            MountPoint {
-                kind: kind.to_string(),
-                name: volume.unwrap_or_default(),
-                source,
-                destination: mount.destination.clone(),
-                rw: !mount.options.iter().any(|o| o == "ro"),
-            }
-        })
-        .collect()
 }
