@@ -93,7 +93,7 @@ enum Command {
         /// The pages or decks to run [default: every one with a `<!-- runnable -->` block]
         pages: Vec<PathBuf>,
     },
-    /// Everything the project checks: fmt, clippy, freshness, tests, ladder, book (CI runs this)
+    /// Everything the project checks: fmt, clippy, freshness, tests, ladder, book, runnable snippets (CI runs this)
     Test,
     /// Prove the chapters are incremental: chapters 0..=N pass N's tests and fail N+1's
     Ladder {

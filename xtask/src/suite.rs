@@ -72,6 +72,11 @@ pub fn run(manifest: &Manifest) -> Result<()> {
     })?;
     step("the ladder (--full)", &mut || ladder::run(manifest, true))?;
     step("the book", &mut || book::run())?;
+    // Every shell block a page or deck marks runnable, against the reference:
+    // no page shows a command or an output the engine no longer gives.
+    step("runnable snippets of the book and decks", &mut || {
+        crate::snippets::run(&[])
+    })?;
     step("host check", &mut || {
         HostState::ensure_unchanged_since(&host)
     })?;
