@@ -821,3 +821,85 @@ fn a_symlinked_resolv_conf_never_leads_out_of_the_root() {
         host.leaked_mounts()
     );
 }
+
+#[test]
+fn restart_prune_follow_and_a_command_that_cannot_start() {
+    let host = TestHost::new();
+    let script = "echo started; trap 'exit 0' TERM; while :; do sleep 0.1; done";
+    detached(&host, &["--name", "again", "sh", "-c", script]);
+    wait_until("it runs", || status(&host, "again") == "running");
+    let first = inspect(&host, "again")["State"]["StartedAt"].clone();
+    host.engine(&["restart", "-t", "5", "again"])
+        .output()
+        .assert_success()
+        .assert_stdout_contains("again");
+    wait_until("it runs again", || status(&host, "again") == "running");
+    let record = inspect(&host, "again");
+    assert_ne!(
+        record["State"]["StartedAt"], first,
+        "restart starts it anew: {record}"
+    );
+    wait_until("both runs are in the log", || {
+        host.engine(&["logs", "again"])
+            .output()
+            .stdout
+            .matches("started")
+            .count()
+            == 2
+    });
+    let later = "2999-01-01T00:00:00Z";
+    let out = host.engine(&["logs", "--since", later, "again"]).output();
+    assert_eq!(
+        out.stdout, "",
+        "--since a time after every line shows none\n{out}"
+    );
+    // logs -f follows until the container ends.
+    let follower = host.engine(&["logs", "-f", "again"]).spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    host.engine(&["stop", "again"]).output().assert_success();
+    let out = follower.wait();
+    out.assert_success().assert_stdout_contains("started");
+    // A command that does not exist: run -d fails as run does, and the container
+    // stays created with the error, as docker's.
+    let rootfs = host.rootfs.to_str().unwrap();
+    let out = host
+        .engine(&[
+            "run",
+            "-d",
+            "--name",
+            "broken",
+            "--rootfs",
+            rootfs,
+            "--cgroup-parent",
+            &host.cgroup_parent,
+            "no-such-program",
+        ])
+        .output();
+    out.assert_code(127)
+        .assert_stderr_contains("executable file not found");
+    let state = &inspect(&host, "broken")["State"];
+    assert_eq!(
+        (state["Status"].as_str(), state["ExitCode"].as_i64()),
+        (Some("created"), Some(127)),
+        "{state}"
+    );
+    assert!(
+        state["Error"].as_str().unwrap().contains("no-such-program"),
+        "{state}"
+    );
+    // prune removes every stopped container and only those.
+    detached(&host, &["--name", "keeper", "sleep", "60"]);
+    let out = host.engine(&["container", "prune", "-f"]).output();
+    out.assert_success()
+        .assert_stdout_contains("Deleted Containers:")
+        .assert_stdout_contains("Total reclaimed space:");
+    let out = host
+        .engine(&["ps", "-a", "--format", "{{.Names}}"])
+        .output();
+    assert_eq!(
+        out.stdout.trim(),
+        "keeper",
+        "prune leaves the running one\n{out}"
+    );
+    rm_f(&host, &["keeper"]);
+}
