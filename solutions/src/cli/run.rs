@@ -231,7 +231,9 @@ fn run_attached(args: &RunArgs, options: RunOptions, state_root: &Path) -> Resul
         .map_err(|error| flag_error(error, args))?;
     Ok(told_exit(exit, memory_limit))
     // BEGIN STUB
-    // crate::note::chapter_not_done(8, "containers", "the container is removed when it ends (ps -a, logs and run -d come with chapter 8)");
+    // if args.name.is_some() || args.restart.is_some() {
+    //     crate::note::chapter_not_done(8, "containers", "--name and --restart need the container kept as an object: it is removed when it ends");
+    // }
     // let outcome = crate::engine::run(&options, state_root).map_err(|error| flag_error(error, args))?;
     // Ok(told_exit(outcome.exit, outcome.memory_limit))
     // END SOLUTION

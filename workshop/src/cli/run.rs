@@ -226,11 +226,13 @@ pub fn run(args: &RunArgs, state_root: &Path) -> Result<i32, CliError> {
 /// terminal; the container's exit code.
 fn run_attached(args: &RunArgs, options: RunOptions, state_root: &Path) -> Result<i32, CliError> {
     // BEGIN SOLUTION ch08 "run = create + start, attached: the container stays in the store after it ends (unless --rm)"
-    crate::note::chapter_not_done(
-        8,
-        "containers",
-        "the container is removed when it ends (ps -a, logs and run -d come with chapter 8)",
-    );
+    if args.name.is_some() || args.restart.is_some() {
+        crate::note::chapter_not_done(
+            8,
+            "containers",
+            "--name and --restart need the container kept as an object: it is removed when it ends",
+        );
+    }
     let outcome =
         crate::engine::run(&options, state_root).map_err(|error| flag_error(error, args))?;
     Ok(told_exit(outcome.exit, outcome.memory_limit))
