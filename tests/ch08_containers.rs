@@ -903,3 +903,61 @@ fn restart_prune_follow_and_a_command_that_cannot_start() {
     );
     rm_f(&host, &["keeper"]);
 }
+
+#[test]
+fn stop_signal_and_stop_timeout_are_the_containers_own() {
+    let host = TestHost::new();
+    // Ignores TERM, ends on QUIT: --stop-signal QUIT stops it at once.
+    let script = "trap '' TERM; trap 'exit 9' QUIT; while :; do sleep 0.1; done";
+    detached(
+        &host,
+        &[
+            "--name",
+            "quitter",
+            "--stop-signal",
+            "QUIT",
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    wait_until("it runs", || status(&host, "quitter") == "running");
+    let started = Instant::now();
+    host.engine(&["stop", "quitter"]).output().assert_success();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "stopped with SIGQUIT, not after 10 s"
+    );
+    assert_eq!(inspect(&host, "quitter")["State"]["ExitCode"], 9);
+    // Ignores both: --stop-timeout 1 is the grace period when stop gives none.
+    let stubborn = "trap '' TERM; while :; do sleep 0.1; done";
+    detached(
+        &host,
+        &[
+            "--name",
+            "slow",
+            "--stop-timeout",
+            "1",
+            "sh",
+            "-c",
+            stubborn,
+        ],
+    );
+    wait_until("it runs", || status(&host, "slow") == "running");
+    let started = Instant::now();
+    host.engine(&["stop", "slow"]).output().assert_success();
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(6),
+        "killed after its own 1 s grace period: {took:?}"
+    );
+    assert_eq!(inspect(&host, "slow")["State"]["ExitCode"], 137);
+    let rootfs = host.rootfs.to_str().unwrap();
+    let out = host
+        .engine(&["run", "--stop-signal", "NOPE", "--rootfs", rootfs, "true"])
+        .output();
+    out.assert_code(125).assert_stderr_contains("--stop-signal");
+    host.engine(&["rm", "quitter", "slow"])
+        .output()
+        .assert_success();
+}

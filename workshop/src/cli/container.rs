@@ -42,14 +42,9 @@ pub struct StartArgs {
 /// `stop [-t SECONDS] CONTAINER...`, `restart`
 #[derive(Debug, Args)]
 pub struct StopArgs {
-    /// Seconds to wait before killing the container
-    #[arg(
-        short = 't',
-        long = "time",
-        value_name = "SECONDS",
-        default_value_t = 10
-    )]
-    pub time: u64,
+    /// Seconds to wait before killing the container [default: its --stop-timeout, else 10]
+    #[arg(short = 't', long = "time", value_name = "SECONDS")]
+    pub time: Option<u64>,
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
 }
@@ -192,12 +187,23 @@ pub fn request(
             })?,
         None => RestartPolicy::default(),
     };
+    if let Some(signal) = &args.stop_signal {
+        if stop::parse_signal(signal).is_none() {
+            return Err(CliError::Flag {
+                flag: "--stop-signal",
+                value: signal.clone(),
+                why: "use a signal name or number: TERM, SIGQUIT, 2".into(),
+            });
+        }
+    }
     Ok(CreateRequest {
         options,
         name: args.name.clone(),
         restart,
         auto_remove: args.rm,
         logged,
+        stop_signal: args.stop_signal.clone(),
+        stop_timeout: args.stop_timeout,
     })
 }
 
@@ -314,7 +320,13 @@ fn start_one(
     Ok(None)
 }
 
-/// The signal a container stops with: its image's STOPSIGNAL, else SIGTERM.
+/// How long `stop` waits: `-t`, else the container's `--stop-timeout`, else 10 s.
+fn grace(time: Option<u64>, record: &Record) -> Duration {
+    Duration::from_secs(time.or(record.config.stop_timeout).unwrap_or(10))
+}
+
+/// The signal a container stops with: `--stop-signal`, else its image's
+/// STOPSIGNAL, else SIGTERM.
 fn stop_signal(record: &Record) -> Signal {
     stop::parse_signal(&record.config.stop_signal).unwrap_or(Signal::SIGTERM)
 }
@@ -360,7 +372,7 @@ pub fn stop_containers(args: &StopArgs, state_root: &Path) -> Result<i32, CliErr
             &containers,
             &record,
             stop_signal(&record),
-            Duration::from_secs(args.time),
+            grace(args.time, &record),
         )
     })
 }
@@ -375,7 +387,7 @@ pub fn restart(args: &StopArgs, state_root: &Path) -> Result<i32, CliError> {
                 &containers,
                 &record,
                 stop_signal(&record),
-                Duration::from_secs(args.time),
+                grace(args.time, &record),
             )?;
         }
         start_one(&containers, &record.id, false, false).map(drop)

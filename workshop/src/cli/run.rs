@@ -165,6 +165,14 @@ pub struct RunArgs {
     #[arg(long, value_name = "POLICY")]
     pub restart: Option<String>,
 
+    /// Signal to stop the container with [default: the image's STOPSIGNAL, else SIGTERM]
+    #[arg(long = "stop-signal", value_name = "SIGNAL")]
+    pub stop_signal: Option<String>,
+
+    /// Seconds to wait for the container to stop before killing it [default: 10]
+    #[arg(long = "stop-timeout", value_name = "SECONDS")]
+    pub stop_timeout: Option<u64>,
+
     /// The image (without --rootfs), then the command to run and its arguments
     #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
     pub command: Vec<String>,

@@ -130,6 +130,10 @@ pub struct CreateRequest {
     pub auto_remove: bool,
     /// Output goes to the log (detached) rather than the caller's terminal.
     pub logged: bool,
+    /// `--stop-signal` (else the image's STOPSIGNAL, else SIGTERM).
+    pub stop_signal: Option<String>,
+    /// `--stop-timeout`: `stop`'s grace period in seconds (else 10).
+    pub stop_timeout: Option<u64>,
 }
 
 /// The containers of a state root.

@@ -146,6 +146,9 @@ pub struct Config {
     pub working_dir: String,
     pub labels: BTreeMap<String, String>,
     pub stop_signal: String,
+    /// Seconds `stop` waits before SIGKILL, when the container says (`--stop-timeout`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<u64>,
 }
 
 /// The record's `HostConfig`: how the host runs it.
@@ -311,10 +314,12 @@ pub(super) fn record_of(prepared: &Prepared, request: &CreateRequest, name: &str
                 .as_ref()
                 .and_then(|c| c.labels.clone())
                 .unwrap_or_default(),
-            stop_signal: image_config
-                .as_ref()
-                .and_then(|c| c.stop_signal.clone())
+            stop_signal: request
+                .stop_signal
+                .clone()
+                .or_else(|| image_config.as_ref().and_then(|c| c.stop_signal.clone()))
                 .unwrap_or_default(),
+            stop_timeout: request.stop_timeout,
         },
         host_config: HostConfig {
             restart_policy: request.restart.clone(),
