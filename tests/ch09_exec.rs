@@ -322,9 +322,17 @@ fn exec_t_gives_a_terminal_of_the_containers_that_echoes_resizes_and_is_restored
     session.expect("33 101");
     session.expect(&format!("{answer}-ok\r\n"));
     session.resize(40, 120);
-    std::thread::sleep(Duration::from_millis(200));
-    session.type_keys(b"stty size; exit 3\r");
-    session.expect("40 120");
+    // SIGWINCH reaches ferry asynchronously: ask until the new size shows.
+    let resized = (0..50).any(|_| {
+        session.type_keys(b"stty size\r");
+        session.saw("40 120", Duration::from_millis(200))
+    });
+    assert!(
+        resized,
+        "the new window size reaches the container's terminal\n{}",
+        session.seen
+    );
+    session.type_keys(b"exit 3\r");
     assert_eq!(
         session.wait(),
         3,
@@ -429,8 +437,11 @@ fn run_it_detaches_with_ctrl_p_ctrl_q_and_attach_reconnects() {
         .engine(&["attach", "console"])
         .spawn_on_terminal(24, 80);
     std::thread::sleep(Duration::from_millis(300));
-    again.type_keys(b"stty size\r");
-    again.expect("24 80");
+    let sized = (0..50).any(|_| {
+        again.type_keys(b"stty size\r");
+        again.saw("24 80", Duration::from_millis(200))
+    });
+    assert!(sized, "attach sends its window size\n{}", again.seen);
     again.type_keys(b"exit 5\r");
     assert_eq!(
         again.wait(),

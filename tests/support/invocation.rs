@@ -311,6 +311,21 @@ impl OnTerminal {
         }
     }
 
+    /// Like `expect`, but gives up after `wait` and says whether `needle` came.
+    pub fn saw(&mut self, needle: &str, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(at) = self.seen[self.cursor..].find(needle) {
+                self.cursor += at + needle.len();
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            self.read_some(Duration::from_millis(50));
+        }
+    }
+
     fn read_some(&mut self, wait: Duration) {
         use std::io::Read;
         let mut fds = [nix::poll::PollFd::new(
