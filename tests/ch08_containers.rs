@@ -961,3 +961,70 @@ fn stop_signal_and_stop_timeout_are_the_containers_own() {
         .output()
         .assert_success();
 }
+
+#[test]
+fn rm_f_while_starting_and_stop_while_restarting_leave_nothing_running() {
+    let host = TestHost::new();
+    let rootfs = host.rootfs.to_str().unwrap();
+    let cgroup = host.cgroup_parent.as_str();
+    let marker = token();
+    // rm -f lands at different moments of a start (supervisor spawned, container
+    // being made, just started): nothing may run on unseen.
+    for delay in [0, 10, 20, 30, 40, 60] {
+        let out = host
+            .engine(&[
+                "create",
+                "--rootfs",
+                rootfs,
+                "--cgroup-parent",
+                cgroup,
+                "sh",
+                "-c",
+                &format!("sleep 60; : {marker}"),
+            ])
+            .output();
+        out.assert_success();
+        let id = out.stdout.trim().to_string();
+        let starting = host.engine(&["start", &id]).spawn();
+        std::thread::sleep(Duration::from_millis(delay));
+        host.engine(&["rm", "-f", &id]).output().assert_success();
+        let _ = starting.wait();
+    }
+    wait_until("no container process is left", || {
+        !std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))
+        })
+    });
+    let out = host.engine(&["ps", "-aq"]).output();
+    assert_eq!(out.stdout.trim(), "", "every container was removed\n{out}");
+    // A stop that lands in a restart's back-off wins over the restart.
+    let script = "sleep 0.2; exit 1";
+    detached(
+        &host,
+        &[
+            "--name",
+            "looping",
+            "--restart",
+            "always",
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    host.engine(&["stop", "looping"]).output().assert_success();
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "stop is not lost in the back-off"
+    );
+    wait_until("it stays stopped", || status(&host, "looping") == "exited");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        status(&host, "looping"),
+        "exited",
+        "the restart policy does not bring it back"
+    );
+    host.engine(&["rm", "looping"]).output().assert_success();
+}

@@ -72,11 +72,6 @@ impl ContainerCgroup {
                 let above = level.clone();
                 level.push(component);
                 match std::fs::create_dir(&level) {
-                    Ok(()) if is_cpuset => {
-                        for file in ["cpuset.cpus", "cpuset.mems"] {
-                            write(&level.join(file), read(&above.join(file)).trim())?;
-                        }
-                    }
                     Ok(()) => {}
                     Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
                     Err(source) => {
@@ -84,6 +79,15 @@ impl ContainerCgroup {
                             path: level,
                             source,
                         })
+                    }
+                }
+                if is_cpuset {
+                    // Also a level that exists: another container may have made it
+                    // a moment ago and not filled it yet (concurrent `run -d`s).
+                    for file in ["cpuset.cpus", "cpuset.mems"] {
+                        if read(&level.join(file)).trim().is_empty() {
+                            write(&level.join(file), read(&above.join(file)).trim())?;
+                        }
                     }
                 }
             }

@@ -452,7 +452,12 @@ pub fn rm(args: &RmArgs, state_root: &Path) -> Result<i32, CliError> {
     let containers = Containers::new(state_root);
     each(&args.containers, |name| {
         let record = containers.get(name)?;
-        if matches!(record.state.status, Status::Running | Status::Restarting) {
+        let supervised = record
+            .supervision
+            .supervisor
+            .as_ref()
+            .is_some_and(crate::engine::containers::is_alive);
+        if supervised || matches!(record.state.status, Status::Running | Status::Restarting) {
             if !args.force {
                 return Err(ContainerError::NotStopped {
                     id: record.id.clone(),
@@ -460,11 +465,23 @@ pub fn rm(args: &RmArgs, state_root: &Path) -> Result<i32, CliError> {
                 }
                 .into());
             }
+            // Also a container its supervisor is still making: marked stopped, it is
+            // killed the moment it runs, and the supervisor ends.
             stop_one(&containers, &record, Signal::SIGKILL, Duration::ZERO)?;
         }
+        // A supervisor can claim the container between our look and the removal
+        // (a `start` racing this `rm -f`): then stop it too, and try again.
+        for _ in 0..5 {
+            let record = containers.get(&record.id)?;
+            match containers.remove(&record, args.volumes) {
+                Err(ContainerError::NotStopped { .. }) if args.force => {
+                    stop_one(&containers, &record, Signal::SIGKILL, Duration::ZERO)?;
+                }
+                other => return Ok(other?),
+            }
+        }
         let record = containers.get(&record.id)?;
-        containers.remove(&record, args.volumes)?;
-        Ok(())
+        Ok(containers.remove(&record, args.volumes)?)
     })
 }
 

@@ -398,12 +398,13 @@ impl Containers {
     pub fn remove(&self, record: &Record, volumes: bool) -> Result<(), ContainerError> {
         let _lock = self.lock()?;
         let current = self.load(&record.id)?;
-        if matches!(current.state.status, Status::Running | Status::Restarting)
-            && current
-                .supervision
-                .supervisor
-                .as_ref()
-                .is_some_and(is_alive)
+        // A live supervisor may be making, running or restarting it: whatever the
+        // status says, it is not stopped.
+        if current
+            .supervision
+            .supervisor
+            .as_ref()
+            .is_some_and(is_alive)
         {
             return Err(ContainerError::NotStopped {
                 id: current.id.clone(),

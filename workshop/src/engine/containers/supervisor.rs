@@ -332,11 +332,21 @@ fn run_once(
             record.state.error.clear();
             record.supervision.process = process;
         });
-        if let Err(error) = updated {
-            log::warn!(
-                "failed to record that container {} runs: {error}",
-                record.id
-            );
+        // A `stop` or `rm -f` that came while the container was being made (it saw
+        // no process to signal) is honoured now; a container whose record is gone
+        // must not run unseen.
+        let unwanted = match &updated {
+            Ok(record) => record.supervision.stopped_by_user,
+            Err(error) => {
+                log::warn!(
+                    "failed to record that container {} runs: {error}",
+                    record.id
+                );
+                true
+            }
+        };
+        if unwanted {
+            let _ = container.kill(nix::sys::signal::Signal::SIGKILL);
         }
         send(report, &Report::Started);
     }
