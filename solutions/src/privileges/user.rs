@@ -37,12 +37,16 @@ pub fn resolve(spec: &str, root: &Path) -> Result<User, PrivilegeError> {
                 && (f[0] == user_part || (user_part.parse::<u32>().is_ok() && f[2] == user_part))
         });
     let (uid, mut gid, name, home) = match (&entry, user_part.parse::<u32>()) {
-        (Some(f), _) => (
-            f[2].parse().unwrap_or(0),
-            f[3].parse().unwrap_or(0),
-            Some(f[0]),
-            Some(f[5].to_string()),
-        ),
+        // An entry whose ids do not read as numbers is the image's mistake (or
+        // its trick): refused, never taken as root.
+        (Some(f), _) => match (f[2].parse(), f[3].parse()) {
+            (Ok(uid), Ok(gid)) => (uid, gid, Some(f[0]), Some(f[5].to_string())),
+            _ => {
+                return Err(PrivilegeError::UnknownUser {
+                    spec: spec.to_string(),
+                })
+            }
+        },
         (None, Ok(uid)) => (uid, 0, None, None),
         (None, Err(_)) => {
             return Err(PrivilegeError::UnknownUser {
@@ -124,7 +128,7 @@ mod tests {
         std::fs::create_dir_all(dir.join("etc")).unwrap();
         std::fs::write(
             dir.join("etc/passwd"),
-            "root:x:0:0::/root:/bin/sh\nann:x:1000:1000::/home/ann:/bin/sh\n",
+            "root:x:0:0::/root:/bin/sh\nann:x:1000:1000::/home/ann:/bin/sh\nodd:x:-1:zero::/:/bin/sh\n",
         )
         .unwrap();
         std::fs::write(
@@ -152,6 +156,10 @@ mod tests {
         );
         assert!(resolve("nobody-here", &root).is_err());
         assert!(resolve("ann:nogroup", &root).is_err());
+        assert!(
+            resolve("odd", &root).is_err(),
+            "ids that do not read as numbers are refused, not taken as root"
+        );
         std::fs::remove_dir_all(root).unwrap();
     }
 }

@@ -39,12 +39,16 @@ pub fn resolve(spec: &str, root: &Path) -> Result<User, PrivilegeError> {
                 && (f[0] == user_part || (user_part.parse::<u32>().is_ok() && f[2] == user_part))
         });
     let (uid, mut gid, name, home) = match (&entry, user_part.parse::<u32>()) {
-        (Some(f), _) => (
-            f[2].parse().unwrap_or(0),
-            f[3].parse().unwrap_or(0),
-            Some(f[0]),
-            Some(f[5].to_string()),
-        ),
+        // An entry whose ids do not read as numbers is the image's mistake (or
+        // its trick): refused, never taken as root.
+        (Some(f), _) => match (f[2].parse(), f[3].parse()) {
+            (Ok(uid), Ok(gid)) => (uid, gid, Some(f[0]), Some(f[5].to_string())),
+            _ => {
+                return Err(PrivilegeError::UnknownUser {
+                    spec: spec.to_string(),
+                })
+            }
+        },
         (None, Ok(uid)) => (uid, 0, None, None),
         (None, Err(_)) => {
             return Err(PrivilegeError::UnknownUser {

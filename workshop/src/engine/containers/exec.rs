@@ -60,6 +60,12 @@ pub fn start(
         wanted.cwd = dir.clone();
     }
     if let Some(spec_text) = &options.user {
+        // The pid must still be the container's before its /proc/PID/root is read.
+        if !super::is_alive(&process) {
+            return Err(ContainerError::NotRunning {
+                name: record.short_name().to_string(),
+            });
+        }
         // Read in the running container's own root, resolved inside it.
         let root = Path::new("/proc")
             .join(process.pid.to_string())
