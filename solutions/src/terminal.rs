@@ -148,6 +148,18 @@ pub fn copy_window_size(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> Result<(), 
     // END SOLUTION
 }
 
+/// Writes all of `bytes` to `fd` (a pty master: a write may take only part).
+pub fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        match nix::unistd::write(fd, bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(())
+}
+
 /// docker's detach keys: ctrl-p then ctrl-q leave the container running.
 pub const DETACH_KEYS: &[u8] = &[0x10, 0x11];
 

@@ -92,7 +92,7 @@ pub fn relay(
                             detach: false,
                         },
                     };
-                    write_all(master, &typed.forward)?;
+                    terminal::write_all(master, &typed.forward)?;
                     if typed.detach {
                         return Ok(RelayEnd::Detached);
                     }
@@ -102,18 +102,6 @@ pub fn relay(
             }
         }
     }
-}
-
-/// Writes all of `bytes` to `fd`.
-fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> std::io::Result<()> {
-    while !bytes.is_empty() {
-        match nix::unistd::write(fd, bytes) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(error) => return Err(error.into()),
-        }
-    }
-    Ok(())
 }
 
 /// Relays this terminal to a container's through its supervisor's attach

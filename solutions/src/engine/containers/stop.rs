@@ -2,7 +2,7 @@
 //! then SIGKILL — waiting on a pidfd (pidfd_open(2)), which polls readable when
 //! the process ends, rather than checking every few milliseconds whether it has.
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -50,14 +50,11 @@ pub fn stop(process: &ProcessRef, signal: Signal, grace: Duration) -> Result<Sto
             source,
         }
     };
-    let pidfd = match sys::pidfd_open(Pid::from_raw(process.pid)) {
-        Ok(pidfd) => pidfd,
-        Err(nix::errno::Errno::ESRCH) => return Ok(Stopped::AlreadyGone),
-        Err(error) => return Err(sys_error("open a pidfd for the container's process")(error)),
+    let Some(pidfd) =
+        open_checked(process).map_err(sys_error("open a pidfd for the container's process"))?
+    else {
+        return Ok(Stopped::AlreadyGone);
     };
-    if !is_alive(process) {
-        return Ok(Stopped::AlreadyGone); // the pid is someone else's now
-    }
     match sys::pidfd_send_signal(pidfd.as_fd(), signal) {
         Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
         Err(error) => return Err(sys_error("send the stop signal")(error)),
@@ -92,14 +89,11 @@ pub fn signal(process: &ProcessRef, signal: Signal) -> Result<bool, StopError> {
             source,
         }
     };
-    let pidfd = match sys::pidfd_open(Pid::from_raw(process.pid)) {
-        Ok(pidfd) => pidfd,
-        Err(nix::errno::Errno::ESRCH) => return Ok(false),
-        Err(error) => return Err(sys_error("open a pidfd for the container's process")(error)),
-    };
-    if !is_alive(process) {
+    let Some(pidfd) =
+        open_checked(process).map_err(sys_error("open a pidfd for the container's process"))?
+    else {
         return Ok(false);
-    }
+    };
     match sys::pidfd_send_signal(pidfd.as_fd(), signal) {
         Ok(()) => Ok(true),
         Err(nix::errno::Errno::ESRCH) => Ok(false),
@@ -128,15 +122,20 @@ pub fn wait_for_exit(pidfd: BorrowedFd<'_>, limit: Duration) -> nix::Result<bool
 /// Waits until `process` (any process, not only a child) has ended, at most
 /// `limit`: true when it has or was already gone.
 pub fn wait_for(process: &ProcessRef, limit: Duration) -> nix::Result<bool> {
-    let pidfd = match sys::pidfd_open(Pid::from_raw(process.pid)) {
-        Ok(pidfd) => pidfd,
-        Err(nix::errno::Errno::ESRCH) => return Ok(true),
-        Err(error) => return Err(error),
-    };
-    if !is_alive(process) {
-        return Ok(true);
+    match open_checked(process)? {
+        Some(pidfd) => wait_for_exit(pidfd.as_fd(), limit),
+        None => Ok(true),
     }
-    wait_for_exit(pidfd.as_fd(), limit)
+}
+
+/// A pidfd of `process`, checked after opening to be the recorded process (a pid
+/// can be reused; the pidfd cannot): `None` when it is gone.
+pub fn open_checked(process: &ProcessRef) -> nix::Result<Option<OwnedFd>> {
+    match sys::pidfd_open(Pid::from_raw(process.pid)) {
+        Ok(pidfd) if is_alive(process) => Ok(Some(pidfd)),
+        Ok(_) | Err(nix::errno::Errno::ESRCH) => Ok(None),
+        Err(error) => Err(error),
+    }
 }
 
 /// A signal by name or number, as `kill -s` and STOPSIGNAL write it: `TERM`,

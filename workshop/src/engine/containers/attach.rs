@@ -184,14 +184,7 @@ fn apply_messages(pending: &mut Vec<u8>, master: &OwnedFd) {
         let payload = &message[3..];
         match message[0] {
             KEYS => {
-                let mut rest = payload;
-                while !rest.is_empty() {
-                    match nix::unistd::write(master, rest) {
-                        Ok(n) => rest = &rest[n..],
-                        Err(nix::errno::Errno::EINTR) => {}
-                        Err(_) => break,
-                    }
-                }
+                let _ = crate::terminal::write_all(master.as_fd(), payload);
             }
             WINDOW if payload.len() == 4 => {
                 let size = WindowSize {

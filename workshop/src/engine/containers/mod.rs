@@ -325,17 +325,12 @@ impl Containers {
     /// supervisor (PR_SET_PDEATHSIG) and the rest with its PID namespace; this is
     /// for when they did not.
     fn clean_leftovers(&self, record: &Record) {
-        if let Some(process) = record.supervision.process.filter(is_alive) {
-            if let Ok(pidfd) = crate::sys::pidfd_open(nix::unistd::Pid::from_raw(process.pid)) {
-                // The pidfd names the process itself: checked again after opening it.
-                if is_alive(&process) {
-                    use std::os::fd::AsFd;
-                    let _ = crate::sys::pidfd_send_signal(
-                        pidfd.as_fd(),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
-                    let _ = stop::wait_for_exit(pidfd.as_fd(), std::time::Duration::from_secs(5));
-                }
+        if let Some(process) = &record.supervision.process {
+            if let Ok(Some(pidfd)) = stop::open_checked(process) {
+                use std::os::fd::AsFd;
+                let _ =
+                    crate::sys::pidfd_send_signal(pidfd.as_fd(), nix::sys::signal::Signal::SIGKILL);
+                let _ = stop::wait_for_exit(pidfd.as_fd(), std::time::Duration::from_secs(5));
             }
         }
         let dir = self.dir(&record.id);
