@@ -179,7 +179,10 @@ impl Containers {
         };
         let mut records: Vec<Record> = entries
             .flatten()
-            .filter_map(|entry| self.load(&entry.file_name().to_string_lossy()).ok())
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            // `.removing-*`: a directory on its way out (see `remove_dir`).
+            .filter(|name| !name.starts_with('.'))
+            .filter_map(|name| self.load(&name).ok())
             .collect();
         records.sort_by(|a, b| {
             clock::parse_rfc3339_nanos(&b.created).cmp(&clock::parse_rfc3339_nanos(&a.created))
@@ -421,9 +424,18 @@ impl Containers {
         Ok(())
     }
 
+    /// Removes the container's directory: renamed out of the way first (atomic),
+    /// so a command racing this one (a `start` opening its supervisor's log
+    /// there) finds no directory rather than writing into one being emptied.
     fn remove_dir(&self, record: &Record) -> Result<(), ContainerError> {
         let dir = self.dir(&record.id);
-        std::fs::remove_dir_all(&dir).map_err(io_error("remove", &dir))
+        let doomed = self.root.join("containers").join(format!(
+            ".removing-{}-{}",
+            record.id,
+            std::process::id()
+        ));
+        std::fs::rename(&dir, &doomed).map_err(io_error("remove", &dir))?;
+        std::fs::remove_dir_all(&doomed).map_err(io_error("remove", &doomed))
     }
 
     /// Renames a container; the new name must be free.
