@@ -24,6 +24,7 @@ mod tests {
         ("init", 1),
         ("mountinfo", 1),
         ("namespaces", 1),
+        ("network", 1),
         ("privileges", 1),
         ("process", 1),
         ("rootfs", 1),

@@ -1,0 +1,222 @@
+//! ferry's packet filter rules: one nftables table of its own, `ip ferry`,
+//! rewritten whole from the store every time a container joins or leaves a
+//! network, in one `nft -f` transaction (so no packet ever sees half a change,
+//! and what a killed ferry left is replaced by the truth on the next change).
+//!
+//! * **masquerade**: a packet from a container's subnet that leaves by another
+//!   link gets the host's address as its source (and the answer is mapped back
+//!   by conntrack), so the outside never sees 10.87.x.x;
+//! * **DNAT** for published ports: a packet to one of the host's own addresses
+//!   and a published port gets the container's address and port as its
+//!   destination, in `prerouting` (from outside) and `output` (from the host
+//!   itself, loopback included; route_localnet on the bridge lets 127.0.0.1 be
+//!   routed there, and the masquerade of 127.0.0.0/8 gives the container an
+//!   address it can answer);
+//! * **isolation**: what one ferry bridge forwards to another is dropped, so
+//!   containers of two networks cannot reach each other.
+//!
+//! nftables rather than iptables: one table of ferry's own that it can replace
+//! atomically, instead of rules woven into shared chains (see ARCHITECTURE.md).
+
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
+
+use super::{NetworkError, PortBinding, Subnet};
+
+/// ferry's table (family `ip`: IPv4).
+pub const TABLE: &str = "ferry";
+
+/// Every bridge of ferry's is called so (`ferry0`, `ferry-1a2b3c4d5`): one
+/// pattern for the accept rules added to another engine's FORWARD chain.
+pub const BRIDGE_PATTERN: &str = "ferry*";
+
+/// What the rules are made from: one network as it is now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkRules {
+    pub bridge: String,
+    pub subnet: Subnet,
+    /// The published ports of its containers: (container address, binding).
+    pub ports: Vec<(Ipv4Addr, PortBinding)>,
+}
+
+/// The nft script that makes table `ip ferry` as `networks` need it: chains
+/// `prerouting` and `output` (type nat) jumping to `published` for packets to
+/// the host's own addresses (`fib daddr type local`), one DNAT rule per
+/// published port there; `postrouting` (type nat) with a masquerade per subnet
+/// for what leaves by another link and one for loopback sources into each bridge;
+/// `forward` (type filter) dropping what goes from one ferry bridge to another.
+pub fn ruleset(networks: &[NetworkRules]) -> String {
+    // BEGIN SOLUTION ch10 "ferry's nftables table: masquerade, DNAT for published ports, isolation"
+    let mut published = String::new();
+    let mut postrouting = String::new();
+    let mut forward = String::new();
+    for network in networks {
+        for (address, port) in &network.ports {
+            let daddr = if port.host_ip.is_unspecified() {
+                String::new()
+            } else {
+                format!("ip daddr {} ", port.host_ip)
+            };
+            published.push_str(&format!(
+                "    {daddr}{} dport {} dnat to {address}:{}\n",
+                port.protocol, port.host_port, port.container_port
+            ));
+        }
+        let (bridge, subnet) = (&network.bridge, network.subnet);
+        postrouting.push_str(&format!(
+            "    ip saddr {subnet} oifname != \"{bridge}\" masquerade\n"
+        ));
+        postrouting.push_str(&format!(
+            "    ip saddr 127.0.0.0/8 oifname \"{bridge}\" masquerade\n"
+        ));
+        for other in networks.iter().filter(|o| o.bridge != network.bridge) {
+            forward.push_str(&format!(
+                "    iifname \"{bridge}\" oifname \"{}\" drop\n",
+                other.bridge
+            ));
+        }
+    }
+    format!(
+        "table ip {TABLE} {{\n\
+         \x20 chain prerouting {{\n    type nat hook prerouting priority dstnat; policy accept;\n    fib daddr type local jump published\n  }}\n\
+         \x20 chain output {{\n    type nat hook output priority -100; policy accept;\n    fib daddr type local jump published\n  }}\n\
+         \x20 chain published {{\n{published}  }}\n\
+         \x20 chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n{postrouting}  }}\n\
+         \x20 chain forward {{\n    type filter hook forward priority filter; policy accept;\n{forward}  }}\n\
+         }}\n"
+    )
+    // END SOLUTION
+}
+
+/// Replaces table `ip ferry` with the rules `networks` need (or removes it when
+/// there are none), in one transaction; turns IP forwarding on; and where
+/// another engine's FORWARD chain drops by default, lets ferry's bridges through.
+pub fn apply(networks: &[NetworkRules]) -> Result<(), NetworkError> {
+    let mut script = format!("table ip {TABLE} {{}}\ndelete table ip {TABLE}\n");
+    if !networks.is_empty() {
+        script.push_str(&ruleset(networks));
+    }
+    nft(&["-f", "-"], Some(&script))?;
+    if !networks.is_empty() {
+        super::plumbing::write_sysctl("net/ipv4/ip_forward", "1")?;
+        accept_in_dropping_forward()?;
+    }
+    Ok(())
+}
+
+/// docker (and ufw) set the `ip filter FORWARD` chain to drop what they do not
+/// know: a drop in any chain wins, so ferry's containers would reach nothing.
+/// Like podman, ferry then adds accept rules for its bridges to that chain
+/// (marked with the comment "ferry"), once.
+fn accept_in_dropping_forward() -> Result<(), NetworkError> {
+    let Ok(chain) = nft(&["list", "chain", "ip", "filter", "FORWARD"], None) else {
+        return Ok(()); // no such chain: nothing drops
+    };
+    if !chain.contains("policy drop") || chain.contains("comment \"ferry\"") {
+        return Ok(());
+    }
+    for direction in ["iifname", "oifname"] {
+        nft(
+            &[
+                "insert",
+                "rule",
+                "ip",
+                "filter",
+                "FORWARD",
+                direction,
+                BRIDGE_PATTERN,
+                "accept",
+                "comment",
+                "ferry",
+            ],
+            None,
+        )?;
+    }
+    Ok(())
+}
+
+/// Runs nft with `args` (and `input` on its stdin); its stdout.
+fn nft(args: &[&str], input: Option<&str>) -> Result<String, NetworkError> {
+    let program = ["/usr/sbin/nft", "/sbin/nft", "nft"]
+        .into_iter()
+        .find(|p| !p.starts_with('/') || std::path::Path::new(p).exists())
+        .unwrap_or("nft");
+    let mut child = Command::new(program)
+        .args(args)
+        .env_clear()
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|error| NetworkError::Firewall {
+            message: format!("cannot run {program}: {error}"),
+        })?;
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        let _ = stdin.write_all(input.as_bytes());
+    }
+    let output = child
+        .wait_with_output()
+        .map_err(|error| NetworkError::Firewall {
+            message: format!("{program}: {error}"),
+        })?;
+    if !output.status.success() {
+        return Err(NetworkError::Firewall {
+            message: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::Protocol;
+
+    #[test]
+    fn the_ruleset_masquerades_publishes_and_isolates() {
+        let networks = [
+            NetworkRules {
+                bridge: "ferry0".into(),
+                subnet: "10.87.0.0/16".parse().unwrap(),
+                ports: vec![(
+                    Ipv4Addr::new(10, 87, 0, 2),
+                    PortBinding {
+                        host_ip: Ipv4Addr::UNSPECIFIED,
+                        host_port: 8080,
+                        container_port: 80,
+                        protocol: Protocol::Tcp,
+                    },
+                )],
+            },
+            NetworkRules {
+                bridge: "ferry-1".into(),
+                subnet: "10.86.1.0/24".parse().unwrap(),
+                ports: vec![(
+                    Ipv4Addr::new(10, 86, 1, 2),
+                    PortBinding {
+                        host_ip: Ipv4Addr::LOCALHOST,
+                        host_port: 5353,
+                        container_port: 53,
+                        protocol: Protocol::Udp,
+                    },
+                )],
+            },
+        ];
+        let text = ruleset(&networks);
+        for line in [
+            "tcp dport 8080 dnat to 10.87.0.2:80",
+            "ip daddr 127.0.0.1 udp dport 5353 dnat to 10.86.1.2:53",
+            "ip saddr 10.87.0.0/16 oifname != \"ferry0\" masquerade",
+            "ip saddr 127.0.0.0/8 oifname \"ferry-1\" masquerade",
+            "iifname \"ferry0\" oifname \"ferry-1\" drop",
+            "iifname \"ferry-1\" oifname \"ferry0\" drop",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+    }
+}
