@@ -149,7 +149,8 @@ impl Drop for IpcCleanup {
 #[test]
 fn network_has_only_a_loopback_and_it_is_up() {
     let host = TestHost::new();
-    let result = probe_report(&host, &[], &["loopback"]);
+    // --network none: chapter 2's namespace, before chapter 10 wires it to a bridge.
+    let result = probe_report(&host, &["--network", "none"], &["loopback"]);
     assert_eq!(
         result["interfaces"],
         serde_json::json!(["lo"]),

@@ -36,7 +36,16 @@ fn image(host: &TestHost, files: &[(&str, &str)], run: serde_json::Value) -> Str
 
 /// `ENGINE run --cgroup-parent P IMAGE ARGS...`
 fn run_image<'h>(host: &'h TestHost, image: &str, args: &[&str]) -> support::Invocation<'h> {
-    let mut all = vec!["run", "--rm", "--cgroup-parent", &host.cgroup_parent, image];
+    // On the machine's network (to reach the registry): no bridge of ferry's there.
+    let mut all = vec![
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--cgroup-parent",
+        &host.cgroup_parent,
+        image,
+    ];
     all.extend_from_slice(args);
     host.engine(&all)
 }
@@ -46,6 +55,8 @@ fn run_stored<'h>(host: &'h TestHost, image: &str, args: &[&str]) -> support::In
     let mut all = vec![
         "run",
         "--rm",
+        "--network",
+        "none",
         "--pull",
         "never",
         "--cgroup-parent",
@@ -99,7 +110,7 @@ fn login(host: &TestHost, registry: &Registry, (user, password): (&str, &str)) -
 
 #[test]
 fn an_image_pulled_by_tag_runs_with_its_config() {
-    let host = TestHost::new();
+    let host = TestHost::on_machine_network();
     let registry = Registry::plain();
     let said = token();
     let source = image(
@@ -130,7 +141,7 @@ fn an_image_pulled_by_tag_runs_with_its_config() {
 
 #[test]
 fn a_second_pull_fetches_no_blob_and_pull_by_digest_pins_the_bytes() {
-    let host = TestHost::new();
+    let host = TestHost::on_machine_network();
     let registry = Registry::plain();
     registry.push_with_skopeo(
         &image(&host, &[("etc/x", "x")], json!({})),
@@ -162,7 +173,7 @@ fn a_second_pull_fetches_no_blob_and_pull_by_digest_pins_the_bytes() {
 
     // By digest, into a fresh store: the same image, and runnable by that name.
     let pinned = format!("{}/test/app@{digest}", registry.host);
-    let other = TestHost::new();
+    let other = TestHost::on_machine_network();
     let out = other.engine(&["pull", &pinned]).output();
     out.assert_success()
         .assert_stdout_contains(&format!("Digest: {digest}"));
@@ -208,7 +219,7 @@ fn host_arch() -> &'static str {
 
 #[test]
 fn an_oci_index_gives_this_machines_image_or_the_platform_asked_for() {
-    let host = TestHost::new();
+    let host = TestHost::on_machine_network();
     let registry = Registry::plain();
     let marker = token();
     let layout = platform_images(&host, &marker);
@@ -249,7 +260,7 @@ fn an_oci_index_gives_this_machines_image_or_the_platform_asked_for() {
 
 #[test]
 fn a_docker_manifest_list_and_schema2_images_pull() {
-    let host = TestHost::new();
+    let host = TestHost::on_machine_network();
     let registry = Registry::plain();
     let marker = token();
     let layout = platform_images(&host, &marker);
@@ -294,7 +305,7 @@ fn a_docker_manifest_list_and_schema2_images_pull() {
 
 #[test]
 fn an_index_with_attestations_skips_them() {
-    let host = TestHost::new();
+    let host = TestHost::on_machine_network();
     let registry = Registry::plain();
     let said = token();
     let layers = vec![
@@ -363,7 +374,7 @@ fn an_index_with_attestations_skips_them() {
 /// Pushes an image, tampers with one of its files in the registry's storage, and
 /// checks the pull fails naming the digest and leaves nothing in the store.
 fn tampered_pull_fails(tamper: impl Fn(&Registry, &serde_json::Value, &str)) {
-    let host = TestHost::new();
+    let host = TestHost::on_machine_network();
     let registry = Registry::plain();
     registry.push_with_skopeo(
         &image(&host, &[("etc/x", "x")], json!({})),
@@ -420,7 +431,7 @@ fn a_tampered_manifest_is_refused() {
 
 #[test]
 fn unknown_names_and_unreachable_registries_are_clear_errors() {
-    let host = TestHost::new();
+    let host = TestHost::on_machine_network();
     let registry = Registry::plain();
     registry.push_with_skopeo(
         &image(&host, &[("etc/x", "x")], json!({})),
@@ -463,7 +474,7 @@ fn unknown_names_and_unreachable_registries_are_clear_errors() {
 
 #[test]
 fn push_then_pull_back_gives_the_same_digests_and_skopeo_reads_it() {
-    let host = TestHost::new();
+    let host = TestHost::on_machine_network();
     let registry = Registry::plain();
     let said = token();
     let tarball = host.dir.join("rootfs.tar");
@@ -497,7 +508,7 @@ fn push_then_pull_back_gives_the_same_digests_and_skopeo_reads_it() {
         pushed
     );
 
-    let other = TestHost::new();
+    let other = TestHost::on_machine_network();
     let out = other.engine(&["pull", &name]).output();
     out.assert_success();
     assert_eq!(digest_line(&out.stdout), pushed);
@@ -532,7 +543,7 @@ fn push_then_pull_back_gives_the_same_digests_and_skopeo_reads_it() {
 
 #[test]
 fn a_large_layer_goes_up_in_chunks() {
-    let host = TestHost::new();
+    let host = TestHost::on_machine_network();
     let registry = Registry::plain();
     // More than one 8 MiB chunk.
     let tarball = host.dir.join("noise.tar");
@@ -565,7 +576,7 @@ fn noise_layer() -> Vec<u8> {
 
 #[test]
 fn a_pull_the_disk_cannot_hold_is_refused_before_it_downloads() {
-    let mut host = TestHost::new();
+    let mut host = TestHost::on_machine_network();
     let registry = Registry::plain();
     let layers = vec![noise_layer()];
     let path = host.dir.join("big.tar");
@@ -604,7 +615,7 @@ fn digest_of_config(registry: &Registry) -> String {
 
 #[test]
 fn two_concurrent_pulls_of_one_image_both_succeed() {
-    let host = TestHost::new();
+    let host = TestHost::on_machine_network();
     let registry = Registry::plain();
     let said = token();
     registry.push_with_skopeo(
@@ -626,7 +637,7 @@ fn two_concurrent_pulls_of_one_image_both_succeed() {
 
 #[test]
 fn token_auth_pulls_anonymously_and_a_pull_only_login_cannot_push() {
-    let host = TestHost::new();
+    let host = TestHost::on_machine_network();
     let registry = Registry::start(RegistryOptions {
         auth: Auth::Token,
         tls: false,
@@ -681,7 +692,7 @@ fn token_auth_pulls_anonymously_and_a_pull_only_login_cannot_push() {
 
 #[test]
 fn basic_auth_needs_a_login_saved_in_dockers_format() {
-    let host = TestHost::new();
+    let host = TestHost::on_machine_network();
     let registry = Registry::start(RegistryOptions {
         auth: Auth::Basic,
         tls: false,
@@ -722,7 +733,7 @@ fn basic_auth_needs_a_login_saved_in_dockers_format() {
 #[test]
 fn under_sudo_credentials_are_read_and_written_as_the_user() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let host = TestHost::new();
+    let host = TestHost::on_machine_network();
     let registry = Registry::plain();
     // The user who "ran sudo" is nobody; their docker directory is theirs.
     let config = docker_config(&host);
@@ -770,7 +781,7 @@ fn under_sudo_credentials_are_read_and_written_as_the_user() {
 
 #[test]
 fn tls_with_the_registrys_own_ca_from_certs_d() {
-    let host = TestHost::new();
+    let host = TestHost::on_machine_network();
     let registry = Registry::start(RegistryOptions {
         auth: Auth::Token,
         tls: true,
@@ -794,7 +805,7 @@ fn tls_with_the_registrys_own_ca_from_certs_d() {
 
 #[test]
 fn docker_hub_names_go_through_the_classroom_mirror() {
-    let host = TestHost::new();
+    let host = TestHost::on_machine_network();
     // The first mirror lacks the image: the pull goes on to the next, as docker's
     // goes on to Docker Hub.
     let empty = Registry::plain();
@@ -859,7 +870,7 @@ fn count(seen: &[Seen], method: &str, suffix: &str) -> usize {
 
 #[test]
 fn a_busy_registry_is_retried() {
-    let host = TestHost::new();
+    let host = TestHost::on_machine_network();
     let (_registry, proxy, name, manifest, _) = behind_a_proxy(&host, RegistryOptions::default());
     let blob = format!(
         "/blobs/{}",
@@ -877,7 +888,7 @@ fn a_busy_registry_is_retried() {
 
 #[test]
 fn a_broken_blob_download_resumes_with_a_range_request() {
-    let host = TestHost::new();
+    let host = TestHost::on_machine_network();
     let (_registry, proxy, name, manifest, said) =
         behind_a_proxy(&host, RegistryOptions::default());
     let biggest = manifest["layers"]
@@ -911,7 +922,7 @@ fn a_broken_blob_download_resumes_with_a_range_request() {
 
 #[test]
 fn blob_redirects_do_not_carry_the_registry_token() {
-    let host = TestHost::new();
+    let host = TestHost::on_machine_network();
     let (_registry, proxy, name, manifest, _) = behind_a_proxy(
         &host,
         RegistryOptions {
@@ -954,7 +965,7 @@ fn blob_redirects_do_not_carry_the_registry_token() {
 
 #[test]
 fn a_registry_that_keeps_failing_gives_a_clear_error() {
-    let host = TestHost::new();
+    let host = TestHost::on_machine_network();
     let (_registry, proxy, name, _, _) = behind_a_proxy(&host, RegistryOptions::default());
     proxy.inject(
         Proxy::ALWAYS,
@@ -974,7 +985,7 @@ fn a_registry_that_keeps_failing_gives_a_clear_error() {
 
 #[test]
 fn a_download_that_keeps_breaking_is_not_called_a_digest_mismatch() {
-    let host = TestHost::new();
+    let host = TestHost::on_machine_network();
     let (_registry, proxy, name, manifest, _) = behind_a_proxy(&host, RegistryOptions::default());
     let biggest = manifest["layers"]
         .as_array()

@@ -58,6 +58,7 @@ const USAGE: &str = "usage: probe report
        probe ipc-find KEY
        probe ipc-remove MSG_ID SHM_ID
        probe loopback
+       probe udp-echo PORT COUNT
        probe hog MB                (MB <= 1024)
        probe forks N SECONDS       (N <= 500, SECONDS <= 30)
        probe spin SECONDS          (SECONDS <= 30)
@@ -86,6 +87,7 @@ const SUBCOMMANDS: &[&str] = &[
     "ipc-find",
     "ipc-remove",
     "loopback",
+    "udp-echo",
     "hog",
     "forks",
     "spin",
@@ -154,6 +156,9 @@ fn run(args: &[&str]) -> Result<Reply, String> {
         ["ipc-find", key] => ipc::find(ipc_key(key)?),
         ["ipc-remove", msg_id, shm_id] => ipc::remove(number(msg_id)?, number(shm_id)?),
         ["loopback"] => net::loopback(),
+        ["udp-echo", port, count] => {
+            net::udp_echo(capped::<u16>(port, u16::MAX)?, capped::<u64>(count, 100)?)?
+        }
         ["hog", mb] => limits::hog(capped(mb, MAX_HOG_MB)?),
         ["forks", count, seconds] => {
             let count = capped(count, MAX_FORKS)?;

@@ -59,3 +59,29 @@ fn interfaces() -> Json {
     let text = std::fs::read("/proc/net/dev").unwrap_or_default();
     Json::array(parse_net_dev(&String::from_utf8_lossy(&text)))
 }
+
+/// The longest `udp-echo` waits for a datagram.
+const UDP_WAIT: Duration = Duration::from_secs(30);
+
+/// `probe udp-echo PORT COUNT`: answers up to COUNT datagrams on 0.0.0.0:PORT
+/// with `echo:` and what they said, then `{"served": N}` (a UDP server for
+/// published-port tests: busybox has none).
+pub fn udp_echo(port: u16, count: u64) -> Result<Json, String> {
+    let socket = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port))
+        .map_err(step(&format!("bind 0.0.0.0:{port}/udp")))?;
+    socket
+        .set_read_timeout(Some(UDP_WAIT))
+        .map_err(step("set read timeout"))?;
+    let mut served = 0;
+    let mut buffer = [0u8; 512];
+    while served < count {
+        let Ok((length, peer)) = socket.recv_from(&mut buffer) else {
+            break;
+        };
+        let mut answer = b"echo:".to_vec();
+        answer.extend_from_slice(&buffer[..length]);
+        socket.send_to(&answer, peer).map_err(step("send"))?;
+        served += 1;
+    }
+    Ok(Json::object([("served", Json::from(served as i64))]))
+}

@@ -22,12 +22,26 @@ pub struct TestHost {
     holder: Child,
     /// The holder's mount namespace, which every invocation enters with setns(2).
     pub(super) mount_ns: File,
+    /// The holder's network namespace (the test host's own, with only `lo` up),
+    /// entered too; none for a test that needs the machine's loopback (a registry).
+    pub(super) net_ns: Option<File>,
     mounts_before: Vec<String>,
 }
 
 impl TestHost {
     /// Sets up a fresh test host; fails at once (with what to do) without root or busybox.
     pub fn new() -> TestHost {
+        TestHost::make(true)
+    }
+
+    /// A test host on the machine's own network namespace: for tests whose
+    /// engine must reach a server of the test's on 127.0.0.1 (a registry).
+    /// Containers there get `--network none` from the helpers that run them.
+    pub fn on_machine_network() -> TestHost {
+        TestHost::make(false)
+    }
+
+    fn make(own_network: bool) -> TestHost {
         require_root();
         let name = format!("ferry-test-{}", token());
         let dir = PathBuf::from(format!("/tmp/{name}"));
@@ -35,8 +49,13 @@ impl TestHost {
         let rootfs = dir.join("rootfs");
         fixture::build_rootfs(&rootfs);
         let state = dir.join("state");
-        let holder = spawn_namespace_holder();
+        let holder = spawn_namespace_holder(own_network);
         let mount_ns = File::open(format!("/proc/{}/ns/mnt", holder.id())).unwrap();
+        let net_ns = own_network.then(|| {
+            let path = format!("/proc/{}/ns/net", holder.id());
+            super::network::bring_lo_up(&path);
+            File::open(path).unwrap()
+        });
         let mut host = TestHost {
             dir,
             rootfs,
@@ -44,6 +63,7 @@ impl TestHost {
             cgroup_parent: format!("/{name}"),
             holder,
             mount_ns,
+            net_ns,
             mounts_before: Vec::new(),
         };
         host.mounts_before = host.mounts();
@@ -60,6 +80,14 @@ impl TestHost {
             .collect();
         mounts.sort();
         mounts
+    }
+
+    /// The test host's network namespace as a path (`/proc/PID/ns/net` of its
+    /// holder), for nsenter(1); none on the machine's network.
+    pub fn net_ns_path(&self) -> Option<String> {
+        self.net_ns
+            .as_ref()
+            .map(|_| format!("/proc/{}/ns/net", self.holder.id()))
     }
 
     /// Mounts that appeared in the test host since it was set up.
@@ -149,6 +177,7 @@ impl Drop for TestHost {
         // their containers, which die with them) before anything is checked.
         self.kill_supervisors();
         let leaked = self.leaked_mounts();
+        let network_leaks = super::network::leaks(self);
         let cgroups = cgroups::remove_parent(&self.cgroup_parent);
         let _ = self.holder.kill();
         let _ = self.holder.wait();
@@ -165,6 +194,11 @@ impl Drop for TestHost {
             cgroups.is_empty(),
             "cgroups were left behind after the containers ended: {cgroups:#?}\n\
              remove the container's cgroup on every path (chapter 3)"
+        );
+        assert!(
+            network_leaks.is_empty(),
+            "the network still holds what the containers had, after they ended: {network_leaks:#?}\n\
+             remove each container's veth, namespace file and published-port rules on every path (chapter 10)"
         );
         assert!(
             leftover.is_empty(),
@@ -254,7 +288,12 @@ fn require_root() {
 
 /// A `sleep` in a new mount namespace whose `/` is private to it (cut off from the
 /// real host) and then shared again, as a systemd laptop's `/` is.
-fn spawn_namespace_holder() -> Child {
+fn spawn_namespace_holder(own_network: bool) -> Child {
+    let flags = if own_network {
+        libc::CLONE_NEWNS | libc::CLONE_NEWNET
+    } else {
+        libc::CLONE_NEWNS
+    };
     let mut command = Command::new("sleep");
     command
         .arg("3600")
@@ -263,11 +302,11 @@ fn spawn_namespace_holder() -> Child {
     // SAFETY: only system calls between fork and exec (unshare, mount), no allocation:
     // the path and flags are prepared before the fork.
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             let root = c"/".as_ptr();
             // The holder dies with the test's thread, even if the test panics.
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            if libc::unshare(libc::CLONE_NEWNS) != 0
+            if libc::unshare(flags) != 0
                 || libc::mount(
                     std::ptr::null(),
                     root,

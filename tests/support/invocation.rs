@@ -90,6 +90,7 @@ impl<'h> Invocation<'h> {
             None => command.stdin(Stdio::piped()),
         };
         let ns = self.host.mount_ns.as_raw_fd();
+        let net = self.host.net_ns.as_ref().map_or(-1, |f| f.as_raw_fd());
         let inherited: Vec<(i32, i32)> = self
             .inherited
             .iter()
@@ -100,7 +101,9 @@ impl<'h> Invocation<'h> {
         // allocated before the fork and is only read.
         unsafe {
             command.pre_exec(move || {
-                if libc::setns(ns, libc::CLONE_NEWNS) != 0 {
+                if libc::setns(ns, libc::CLONE_NEWNS) != 0
+                    || (net >= 0 && libc::setns(net, libc::CLONE_NEWNET) != 0)
+                {
                     return Err(std::io::Error::last_os_error());
                 }
                 for (from, to) in &inherited {
@@ -259,11 +262,13 @@ impl<'h> Invocation<'h> {
             .stdout(Stdio::from(slave.try_clone().unwrap()))
             .stderr(Stdio::from(slave));
         let ns = self.host.mount_ns.as_raw_fd();
+        let net = self.host.net_ns.as_ref().map_or(-1, |f| f.as_raw_fd());
         // SAFETY: only async-signal-safe calls between fork and exec: setns(2),
         // setsid(2) and the TIOCSCTTY ioctl on fd 0, which the parent set up.
         unsafe {
             command.pre_exec(move || {
                 if libc::setns(ns, libc::CLONE_NEWNS) != 0
+                    || (net >= 0 && libc::setns(net, libc::CLONE_NEWNET) != 0)
                     || libc::setsid() < 0
                     || libc::ioctl(0, libc::TIOCSCTTY, 0) != 0
                 {

@@ -14,6 +14,7 @@ pub mod images;
 mod invocation;
 #[path = "../../solutions/src/mountinfo.rs"]
 mod mountinfo;
+pub mod network;
 mod output;
 mod probe;
 mod processes;

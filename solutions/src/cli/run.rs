@@ -224,6 +224,10 @@ pub enum CliError {
     #[error(transparent)]
     Volume(#[from] crate::engine::volumes::VolumeError),
     #[error(transparent)]
+    Network(#[from] crate::network::NetworkError),
+    #[error("{0}")]
+    Message(String),
+    #[error(transparent)]
     Image(#[from] crate::images::ImageError),
     #[error(transparent)]
     Registry(#[from] crate::registry::RegistryError),
@@ -524,6 +528,8 @@ impl CliError {
             CliError::Reported(failure) => failure.exit_code,
             // docker's CLI exits 1 when the daemon refuses a volume command.
             CliError::Volume(_)
+            | CliError::Network(_)
+            | CliError::Message(_)
             | CliError::Image(_)
             | CliError::Registry(_)
             | CliError::Container(_)

@@ -80,9 +80,11 @@ impl Holder {
         }
     }
 
-    /// Whether it still runs (and is the same process, not a reused pid).
+    /// Whether it still runs (the same process, not a reused pid, and not a
+    /// zombie: a killed supervisor's parent may be slow to reap it).
     pub fn alive(&self) -> bool {
         crate::process::start_time(self.pid) == Some(self.start_time)
+            && !crate::process::is_zombie(self.pid)
     }
 }
 

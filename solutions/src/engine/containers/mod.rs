@@ -309,6 +309,7 @@ impl Containers {
         record.state.finished_at = clock::rfc3339_nanos(SystemTime::now());
         record.supervision.process = None;
         record.supervision.supervisor = None;
+        record.network_settings = Default::default();
         if record.host_config.auto_remove {
             self.remove_files(&record)?;
             return Err(ContainerError::NotFound { name: record.id });
