@@ -19,6 +19,7 @@ pub mod images;
 pub mod init;
 pub mod mountinfo;
 pub mod namespaces;
+pub mod network;
 pub mod note;
 pub mod privileges;
 pub mod process;

@@ -139,7 +139,6 @@ pub struct RunArgs {
     #[command(flatten)]
     pub registry: super::registry::RegistryFlags,
 
-    /// Run the container in the background (under its supervisor) and print its id
     /// Connect the container to a network: bridge (the default), NAME (made by
     /// `network create`), none, host, or container:NAME (chapter 10).
     #[arg(long = "network", alias = "net", value_name = "NETWORK")]
@@ -166,6 +165,7 @@ pub struct RunArgs {
     #[arg(long = "add-host", value_name = "NAME:IP")]
     pub add_host: Vec<String>,
 
+    /// Run the container in the background (under its supervisor) and print its id
     #[arg(short = 'd', long)]
     pub detach: bool,
 

@@ -11,6 +11,7 @@ pub mod image;
 pub mod inspect;
 pub mod logs;
 mod mounts;
+mod network;
 pub mod ps;
 pub mod registry;
 mod run;
@@ -84,6 +85,10 @@ pub enum Command {
     Supervise(container::SuperviseArgs),
     /// Manage volumes
     Volume(volume::VolumeArgs),
+    /// Manage networks
+    Network(network::NetworkArgs),
+    /// List a container's published ports
+    Port(network::PortArgs),
     /// List images
     Images(image::ImagesArgs),
     /// Manage images
@@ -175,6 +180,8 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
         Command::Container(args) => container::container(args, &state_root),
         Command::Supervise(args) => Ok(container::supervise(&args, &state_root)),
         Command::Volume(args) => volume::run(&args, &state_root),
+        Command::Network(args) => network::run(&args, &state_root),
+        Command::Port(args) => network::port(&args, &state_root),
         Command::Images(args) => image::images(&args, &state_root),
         Command::Load(args) => image::load(&args, &state_root),
         Command::Save(args) => image::save(&args, &state_root),

@@ -138,7 +138,7 @@ impl PsRow {
             ),
             status: status_text(record, now),
             state: record.state.status.to_string(),
-            ports: String::new(),
+            ports: record.network_settings.ports_column(),
             names: record.short_name().to_string(),
         }
     }

@@ -141,6 +141,32 @@ pub struct RunArgs {
     #[command(flatten)]
     pub registry: super::registry::RegistryFlags,
 
+    /// Connect the container to a network: bridge (the default), NAME (made by
+    /// `network create`), none, host, or container:NAME (chapter 10).
+    #[arg(long = "network", alias = "net", value_name = "NETWORK")]
+    pub network: Option<String>,
+
+    /// Publish a container's port on the host: [IP:][HOSTPORT:]CONTAINERPORT[/tcp|udp]
+    /// (no HOSTPORT: a free one, shown by `port` and `ps`).
+    #[arg(short = 'p', long = "publish", value_name = "PORTS")]
+    pub publish: Vec<String>,
+
+    /// Publish every port the image exposes on a free host port.
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+
+    /// Another name for the container on a user-defined network.
+    #[arg(long = "network-alias", value_name = "NAME")]
+    pub network_alias: Vec<String>,
+
+    /// A nameserver for the container's /etc/resolv.conf (instead of the host's).
+    #[arg(long = "dns", value_name = "IP")]
+    pub dns: Vec<String>,
+
+    /// A line of the container's /etc/hosts: NAME:IP.
+    #[arg(long = "add-host", value_name = "NAME:IP")]
+    pub add_host: Vec<String>,
+
     /// Run the container in the background (under its supervisor) and print its id
     #[arg(short = 'd', long)]
     pub detach: bool,
@@ -199,6 +225,10 @@ pub enum CliError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Volume(#[from] crate::engine::volumes::VolumeError),
+    #[error(transparent)]
+    Network(#[from] crate::network::NetworkError),
+    #[error("{0}")]
+    Message(String),
     #[error(transparent)]
     Image(#[from] crate::images::ImageError),
     #[error(transparent)]
@@ -359,7 +389,51 @@ pub fn options(args: &RunArgs) -> Result<RunOptions, CliError> {
             .iter()
             .map(|d| mounts::device(d))
             .collect::<Result<_, _>>()?,
+        network: args
+            .network
+            .as_deref()
+            .map(|text| text.parse().map_err(|why| flag("--network", text, why)))
+            .transpose()?,
+        publish: args
+            .publish
+            .iter()
+            .map(|text| text.parse().map_err(|why| flag("--publish", text, why)))
+            .collect::<Result<_, _>>()?,
+        publish_all: args.publish_all,
+        network_aliases: args.network_alias.clone(),
+        dns: args
+            .dns
+            .iter()
+            .map(|text| {
+                text.parse()
+                    .map_err(|_| flag("--dns", text, "an IP address, such as 192.0.2.53".into()))
+            })
+            .collect::<Result<_, _>>()?,
+        extra_hosts: args
+            .add_host
+            .iter()
+            .map(|text| {
+                let (name, ip) = text.rsplit_once([':', '=']).unwrap_or((text, ""));
+                let ip = ip.parse().map_err(|_| {
+                    flag(
+                        "--add-host",
+                        text,
+                        "use NAME:IP with an IPv4 address, such as db:192.0.2.7".into(),
+                    )
+                })?;
+                Ok((name.to_string(), ip))
+            })
+            .collect::<Result<_, CliError>>()?,
     })
+}
+
+/// A flag whose value cannot be used.
+fn flag(flag: &'static str, value: &str, why: String) -> CliError {
+    CliError::Flag {
+        flag,
+        value: value.to_string(),
+        why,
+    }
 }
 
 fn size(text: &str, flag: &'static str, why: &str) -> Result<u64, CliError> {
@@ -429,6 +503,7 @@ pub fn flag_error(error: EngineError, args: &RunArgs) -> CliError {
         Field::User => ("--user", None),
         Field::Mounts => ("mount", None),
         Field::Devices => ("--device", None),
+        Field::Network => ("--network", args.network.clone()),
         Field::Capabilities => {
             return CliError::Capability {
                 name: value.clone(),
@@ -453,6 +528,8 @@ impl CliError {
             CliError::Reported(failure) => failure.exit_code,
             // docker's CLI exits 1 when the daemon refuses a volume command.
             CliError::Volume(_)
+            | CliError::Network(_)
+            | CliError::Message(_)
             | CliError::Image(_)
             | CliError::Registry(_)
             | CliError::Container(_)

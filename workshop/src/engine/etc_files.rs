@@ -101,6 +101,37 @@ pub fn hosts(hostname: &str, address: Option<IpAddr>) -> String {
     text
 }
 
+/// The container's own /etc/hosts (chapter 10): [`hosts`] for its address, then
+/// the `--add-host` lines. A user-defined network adds the others' names after.
+pub fn hosts_with(
+    hostname: &str,
+    address: Option<Ipv4Addr>,
+    extra: &[(String, Ipv4Addr)],
+) -> String {
+    let mut text = hosts(hostname, address.map(IpAddr::V4));
+    for (name, address) in extra {
+        text.push_str(&format!("{address}\t{name}\n"));
+    }
+    text
+}
+
+/// /etc/resolv.conf with the nameservers `servers` (`--dns`) instead of the
+/// host's; the host's `search` and `options` lines are kept.
+pub fn resolv_conf_with(servers: &[IpAddr], host: &str) -> String {
+    let mut text = format!("# written by {} for this container: --dns\n", crate::ENGINE);
+    for line in host
+        .lines()
+        .filter(|l| l.starts_with("search") || l.starts_with("options"))
+    {
+        text.push_str(line);
+        text.push('\n');
+    }
+    for server in servers {
+        text.push_str(&format!("nameserver {server}\n"));
+    }
+    text
+}
+
 /// What the container's /etc/resolv.conf says, from the host's text `host` (read
 /// from `from`, named in the first line). With `own_network` (a network namespace
 /// of its own) loopback nameservers are dropped, and docker's defaults added when
@@ -207,16 +238,35 @@ fn read_host_file(path: &Path) -> Result<Option<String>, EtcError> {
 }
 
 /// Writes the container's three files into its directory.
-pub fn write(
-    bundle: &Bundle,
-    hostname: &str,
-    address: Option<IpAddr>,
-    own_network: bool,
-) -> Result<EtcFiles, EtcError> {
+/// What the container's /etc files are made from.
+#[derive(Debug, Clone, Default)]
+pub struct EtcRequest<'a> {
+    pub hostname: &'a str,
+    /// Its address, once it has one (chapter 10 rewrites hosts when it does).
+    pub address: Option<Ipv4Addr>,
+    /// Whether it has a network namespace of its own.
+    pub own_network: bool,
+    /// `--dns` servers, instead of the host's.
+    pub dns: &'a [IpAddr],
+    /// `--add-host` lines.
+    pub extra_hosts: &'a [(String, Ipv4Addr)],
+}
+
+/// Writes the container's three files into its directory.
+pub fn write(bundle: &Bundle, request: &EtcRequest) -> Result<EtcFiles, EtcError> {
     let (from, host) = host_resolv_conf()?;
+    let resolv = if request.dns.is_empty() {
+        resolv_conf(&from, &host, request.own_network)
+    } else {
+        resolv_conf_with(request.dns, &host)
+    };
+    let hostname = request.hostname;
     Ok(EtcFiles {
         hostname: bundle.write_file("hostname", &format!("{hostname}\n"))?,
-        hosts: bundle.write_file("hosts", &hosts(hostname, address))?,
-        resolv_conf: bundle.write_file("resolv.conf", &resolv_conf(&from, &host, own_network))?,
+        hosts: bundle.write_file(
+            "hosts",
+            &hosts_with(hostname, request.address, request.extra_hosts),
+        )?,
+        resolv_conf: bundle.write_file("resolv.conf", &resolv)?,
     })
 }

@@ -70,6 +70,8 @@ pub enum EngineError {
     Image(#[from] crate::images::ImageError),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Network(#[from] crate::network::NetworkError),
     /// The container store (chapter 8) failed: what and why, in words.
     #[error("{0}")]
     Store(String),
@@ -154,6 +156,11 @@ pub fn prepare(options: &RunOptions, state_root: &Path) -> Result<Prepared, Engi
         Some(image) => source::with_image_config(options, image.config.config.as_ref())?,
         None => options.clone(),
     };
+    let mut options = options;
+    if options.publish_all {
+        options.publish.extend(exposed_ports(&source)?);
+        options.publish_all = false;
+    }
     options.check()?;
     let id = ContainerId::generate().map_err(EngineError::Id)?;
     let hostname = options
@@ -215,6 +222,32 @@ pub fn prepare(options: &RunOptions, state_root: &Path) -> Result<Prepared, Engi
     })
 }
 
+/// The ports the image exposes (`ExposedPorts`: "80/tcp"), each on a free host
+/// port, for `-P`.
+fn exposed_ports(source: &source::Source) -> Result<Vec<crate::network::PortRequest>, ConfigError> {
+    let exposed = source
+        .image
+        .as_ref()
+        .and_then(|image| image.config.config.as_ref())
+        .and_then(|config| config.exposed_ports.clone())
+        .unwrap_or_default();
+    exposed
+        .keys()
+        .map(|port| {
+            let request: crate::network::PortRequest = port.parse().map_err(|why| ConfigError {
+                field: options::Field::Network,
+                value: port.clone(),
+                why: format!("the image's ExposedPorts has {port:?}: {why}"),
+            })?;
+            Ok(crate::network::PortRequest {
+                host_port: None,
+                host_ip: None,
+                ..request
+            })
+        })
+        .collect()
+}
+
 /// What `write_spec` works with.
 struct Context<'a> {
     bundle: &'a Bundle,
@@ -228,11 +261,25 @@ struct Context<'a> {
 /// Writes the container's files into its directory and its spec as `config.json`.
 fn write_spec(context: &Context, options: &RunOptions) -> Result<spec::Spec, EngineError> {
     let (bundle, id) = (context.bundle, context.id);
-    // Chapter 10 hands in the container's address and its network namespace.
-    let address = None;
-    let namespaces = defaults::namespace_flags();
+    // The network (chapter 10): the host's namespace, or one of its own — made
+    // by the runtime (none) or by the engine and joined by path (a bridge network,
+    // another container's).
+    let mode = options.network_mode();
+    let mut namespaces = defaults::namespace_flags();
+    if mode == crate::network::Mode::Host {
+        namespaces.remove(nix::sched::CloneFlags::CLONE_NEWNET);
+    }
     let own_network = namespaces.contains(nix::sched::CloneFlags::CLONE_NEWNET);
-    let etc_files = etc_files::write(bundle, context.hostname, address, own_network)?;
+    let etc_files = etc_files::write(
+        bundle,
+        &etc_files::EtcRequest {
+            hostname: context.hostname,
+            address: None,
+            own_network,
+            dns: &options.dns,
+            extra_hosts: &options.extra_hosts,
+        },
+    )?;
     let layer = Layer {
         upper: bundle.make_dir("upper")?,
         work: bundle.make_dir("work")?,
@@ -252,6 +299,23 @@ fn write_spec(context: &Context, options: &RunOptions) -> Result<spec::Spec, Eng
         layer: Some(&layer),
         mounts: context.mounts,
     })?;
+    let mut spec = spec;
+    if own_network && mode.namespace_by_path() {
+        let state_root = bundle
+            .dir()
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or(Path::new("/"));
+        let path = crate::network::Networks::netns_path(state_root, id.as_str());
+        for namespace in spec
+            .linux
+            .namespaces
+            .iter_mut()
+            .filter(|n| n.kind == "network")
+        {
+            namespace.path = Some(path.display().to_string());
+        }
+    }
     bundle.write_config(&spec)?;
     Ok(spec)
 }

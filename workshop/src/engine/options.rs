@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cgroups::{Limits, CPU_PERIOD_US, MIN_MEMORY};
 use crate::env::EnvEntry;
+use crate::network::{Mode, PortRequest};
 use crate::seccomp::Profile;
 
 /// Which seccomp filter the container gets.
@@ -77,6 +78,24 @@ pub struct RunOptions {
     pub mounts: Vec<MountRequest>,
     /// Host devices to show in the container (`--device`).
     pub devices: Vec<DeviceRequest>,
+    /// How it is networked (`--network`, chapter 10); the default network when none.
+    #[serde(default)]
+    pub network: Option<Mode>,
+    /// Ports published on the host (`-p`).
+    #[serde(default)]
+    pub publish: Vec<PortRequest>,
+    /// Publish every port the image exposes on a free host port (`-P`).
+    #[serde(default)]
+    pub publish_all: bool,
+    /// More names on a user-defined network (`--network-alias`).
+    #[serde(default)]
+    pub network_aliases: Vec<String>,
+    /// Nameservers for /etc/resolv.conf instead of the host's (`--dns`).
+    #[serde(default)]
+    pub dns: Vec<std::net::IpAddr>,
+    /// More /etc/hosts lines (`--add-host NAME:IP`).
+    #[serde(default)]
+    pub extra_hosts: Vec<(String, std::net::Ipv4Addr)>,
 }
 
 /// One mount the user asked for (docker's `--mount type=...`).
@@ -142,6 +161,7 @@ pub enum Field {
     Capabilities,
     Mounts,
     Devices,
+    Network,
 }
 
 impl Field {
@@ -163,6 +183,7 @@ impl Field {
             Field::Capabilities => "capabilities",
             Field::Mounts => "mounts",
             Field::Devices => "devices",
+            Field::Network => "network",
         }
     }
 }
@@ -216,6 +237,7 @@ impl RunOptions {
         self.limits()?;
         self.cgroup_parent()?;
         self.check_mounts()?;
+        self.check_network()?;
         if let Some(spec) = &self.user {
             if spec.is_empty() || spec.contains(['/', '\0']) {
                 return Err(invalid(
@@ -224,6 +246,39 @@ impl RunOptions {
                     "use USER[:GROUP], names or numbers",
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// The network mode a container gets: the one asked for, or the default.
+    pub fn network_mode(&self) -> Mode {
+        self.network
+            .clone()
+            .unwrap_or_else(crate::network::default_mode)
+    }
+
+    /// Ports and aliases need a bridge network; aliases a user-defined one.
+    fn check_network(&self) -> Result<(), ConfigError> {
+        let mode = self.network_mode();
+        let bridge = matches!(mode, Mode::Bridge(_));
+        if (!self.publish.is_empty() || self.publish_all) && !bridge {
+            return Err(invalid(
+                Field::Network,
+                mode.name(),
+                "published ports need a bridge network: the container has no address of its own to forward them to (drop --network, or -p)",
+            ));
+        }
+        if !self.network_aliases.is_empty()
+            && !matches!(&mode, Mode::Bridge(name) if name != crate::network::DEFAULT_NETWORK)
+        {
+            return Err(invalid(
+                Field::Network,
+                mode.name(),
+                "network-scoped aliases are supported only for containers in user-defined networks (network create)",
+            ));
+        }
+        for (name, _) in &self.extra_hosts {
+            check_hostname(name)?;
         }
         Ok(())
     }

@@ -285,7 +285,13 @@ fn helper_main(
         Ok(true) => {}
         Ok(false) | Err(_) => return EXIT_ENGINE_FAILED,
     }
-    let joined = std::panic::catch_unwind(|| join_namespaces(pidfd, plan.namespaces));
+    // Every namespace the container is in: those made for it and those it joined
+    // by path (the network namespace the engine made, chapter 10).
+    let flags = plan
+        .joined
+        .iter()
+        .fold(plan.namespaces, |all, (flag, _)| all | *flag);
+    let joined = std::panic::catch_unwind(|| join_namespaces(pidfd, flags));
     match joined {
         Ok(Ok(())) => {}
         Ok(Err(error)) => {

@@ -26,6 +26,7 @@ pub mod attach;
 pub mod exec;
 pub mod logs;
 pub mod names;
+pub mod network;
 mod record;
 pub mod restart;
 pub mod stop;
@@ -309,6 +310,7 @@ impl Containers {
         record.state.finished_at = clock::rfc3339_nanos(SystemTime::now());
         record.supervision.process = None;
         record.supervision.supervisor = None;
+        record.network_settings = Default::default();
         if record.host_config.auto_remove {
             self.remove_files(&record)?;
             return Err(ContainerError::NotFound { name: record.id });
@@ -341,6 +343,19 @@ impl Containers {
             super::sweep::remove_cgroups(&spec);
         }
         let _ = std::fs::remove_file(dir.join(runtime_state::STATE_FILE));
+        // Its veth, namespace file, lease and rules (chapter 10).
+        crate::network::netns::remove(&crate::network::Networks::netns_path(
+            &self.root, &record.id,
+        ));
+        if let Ok(mut host) = crate::network::netlink::Netlink::open() {
+            let _ = crate::network::plumbing::disconnect(
+                &mut host,
+                &crate::network::attach::host_end(&record.id),
+            );
+        }
+        if let Err(error) = crate::network::Networks::new(&self.root).reconcile() {
+            log::warn!("failed to clean the network of {}: {error}", record.id);
+        }
     }
 
     /// Makes a container from `request`: its directory and spec (the engine's

@@ -166,6 +166,111 @@ pub struct HostConfig {
     pub nano_cpus: u64,
     pub pids_limit: i64,
     pub cgroup_parent: String,
+    /// `bridge`, a network's name, `none`, `host` or `container:NAME`.
+    #[serde(default)]
+    pub network_mode: String,
+    /// What `-p` asked for, in docker's shape: "80/tcp" → [{HostIp, HostPort}].
+    #[serde(default)]
+    pub port_bindings: BTreeMap<String, Vec<HostPort>>,
+    #[serde(default)]
+    pub dns: Vec<String>,
+    /// `--add-host` lines as NAME:IP.
+    #[serde(default)]
+    pub extra_hosts: Vec<String>,
+}
+
+/// One host side of a published port, as docker's inspect shows it (the port
+/// as text; empty when a free one is picked).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HostPort {
+    pub host_ip: String,
+    pub host_port: String,
+}
+
+/// Where the running container is on the network (`NetworkSettings`), empty
+/// while it does not run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkSettings {
+    /// The published ports as they are: "80/tcp" → [{HostIp, HostPort}].
+    pub ports: BTreeMap<String, Vec<HostPort>>,
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    pub gateway: String,
+    #[serde(rename = "IPPrefixLen")]
+    pub ip_prefix_len: u8,
+    pub networks: BTreeMap<String, Endpoint>,
+}
+
+/// The container on one network.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Endpoint {
+    #[serde(rename = "NetworkID")]
+    pub network_id: String,
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    pub gateway: String,
+    #[serde(rename = "IPPrefixLen")]
+    pub ip_prefix_len: u8,
+    pub aliases: Vec<String>,
+}
+
+impl NetworkSettings {
+    /// The settings of a container that `attachment` put on its network.
+    pub fn of(attachment: &crate::network::Attachment, aliases: &[String]) -> NetworkSettings {
+        let mut settings = NetworkSettings::default();
+        for port in &attachment.ports {
+            settings
+                .ports
+                .entry(format!("{}/{}", port.container_port, port.protocol))
+                .or_default()
+                .push(HostPort {
+                    host_ip: port.host_ip.to_string(),
+                    host_port: port.host_port.to_string(),
+                });
+        }
+        if let (Some(network), Some(address)) = (&attachment.network, attachment.address) {
+            settings.ip_address = address.to_string();
+            settings.gateway = network.gateway.to_string();
+            settings.ip_prefix_len = network.subnet.prefix;
+            settings.networks.insert(
+                network.name.clone(),
+                Endpoint {
+                    network_id: network.id.clone(),
+                    ip_address: address.to_string(),
+                    gateway: network.gateway.to_string(),
+                    ip_prefix_len: network.subnet.prefix,
+                    aliases: aliases.to_vec(),
+                },
+            );
+        }
+        settings
+    }
+
+    /// docker's `ps` PORTS column: `0.0.0.0:8080->80/tcp, ...`.
+    pub fn ports_column(&self) -> String {
+        self.ports
+            .iter()
+            .flat_map(|(port, hosts)| {
+                hosts
+                    .iter()
+                    .map(move |host| format!("{}:{}->{port}", host.host_ip, host.host_port))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// What the supervisor needs to put the container on its network at each start.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkRequest {
+    pub mode: Option<crate::network::Mode>,
+    pub ports: Vec<crate::network::PortRequest>,
+    pub aliases: Vec<String>,
+    pub extra_hosts: Vec<(String, std::net::Ipv4Addr)>,
 }
 
 /// One of the container's mounts, as inspect lists them.
@@ -205,6 +310,9 @@ pub struct Supervision {
     /// Whether its output goes to its log (run -d, start) or went to a terminal.
     pub logged: bool,
     pub no_pivot: bool,
+    /// Its network, as asked for (chapter 10).
+    #[serde(default)]
+    pub network: NetworkRequest,
 }
 
 /// A container: `container.json`, which `inspect` prints.
@@ -227,6 +335,8 @@ pub struct Record {
     pub host_config: HostConfig,
     pub mounts: Vec<MountPoint>,
     pub graph_driver: GraphDriver,
+    #[serde(default)]
+    pub network_settings: NetworkSettings,
     #[serde(rename = "Ferry")]
     pub supervision: Supervision,
 }
@@ -333,13 +443,40 @@ pub(super) fn record_of(prepared: &Prepared, request: &CreateRequest, name: &str
             nano_cpus: options.cpus.map_or(0, |cpus| (cpus * 1e9) as u64),
             pids_limit: options.pids_limit.unwrap_or(0),
             cgroup_parent: options.cgroup_parent.clone().unwrap_or_default(),
+            network_mode: options.network_mode().name(),
+            port_bindings: options.publish.iter().fold(
+                BTreeMap::new(),
+                |mut bindings: BTreeMap<String, Vec<HostPort>>, port| {
+                    bindings
+                        .entry(format!("{}/{}", port.container_port, port.protocol))
+                        .or_default()
+                        .push(HostPort {
+                            host_ip: port.host_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+                            host_port: port.host_port.map(|p| p.to_string()).unwrap_or_default(),
+                        });
+                    bindings
+                },
+            ),
+            dns: options.dns.iter().map(|ip| ip.to_string()).collect(),
+            extra_hosts: options
+                .extra_hosts
+                .iter()
+                .map(|(name, ip)| format!("{name}:{ip}"))
+                .collect(),
         },
         mounts: mount_points(prepared),
         graph_driver: GraphDriver {
             name: "overlay".to_string(),
             data: graph,
         },
+        network_settings: NetworkSettings::default(),
         supervision: Supervision {
+            network: NetworkRequest {
+                mode: Some(options.network_mode()),
+                ports: options.publish.clone(),
+                aliases: options.network_aliases.clone(),
+                extra_hosts: options.extra_hosts.clone(),
+            },
             anonymous_volumes: prepared.anonymous_volumes.clone(),
             logged: request.logged,
             no_pivot: prepared.no_pivot,

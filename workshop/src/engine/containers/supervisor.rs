@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use super::attach;
 use super::logs::{LogWriter, Stream};
+use super::record::NetworkSettings;
 use super::{read_spec, restart, ContainerError, Containers, ProcessRef, Record, Status};
 use crate::clock;
 use crate::engine::EngineError;
@@ -272,6 +273,9 @@ fn run_once(
         ))
     })?;
     let no_pivot = record.supervision.no_pivot;
+    // Its network first (chapter 10): the runtime joins the namespace made here.
+    let attachment = super::network::attach(containers, record)?;
+    let settings = NetworkSettings::of(&attachment, &record.supervision.network.aliases);
     let (mut container, copier) = match capture {
         Capture::Inherit => (crate::engine::create_process(&dir, &spec, no_pivot)?, None),
         Capture::Log if spec.process.terminal => {
@@ -331,6 +335,7 @@ fn run_once(
             record.state.started_at = now;
             record.state.error.clear();
             record.supervision.process = process;
+            record.network_settings = settings;
         });
         // A `stop` or `rm -f` that came while the container was being made (it saw
         // no process to signal) is honoured now; a container whose record is gone
@@ -355,8 +360,10 @@ fn run_once(
     if let Some(copier) = copier {
         let _ = copier.join();
     }
+    let left = attachment.detach();
     let exit = waited?;
     deleted?;
+    left.map_err(|error| EngineError::Store(crate::errors::chain(&error)))?;
     Ok(exit)
 }
 
@@ -426,6 +433,7 @@ fn record_exit(
         record.state.oom_killed = exit.oom_kills > 0;
         record.state.finished_at = now;
         record.supervision.process = None;
+        record.network_settings = Default::default();
         if again {
             record.restart_count += 1;
         }
@@ -452,6 +460,7 @@ fn record_failure(
             record.state.error = failure.message.clone();
             record.state.finished_at = now;
             record.supervision.process = None;
+            record.network_settings = Default::default();
         })
         .map(drop)
 }
