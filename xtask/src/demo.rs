@@ -232,9 +232,85 @@ pub fn run() -> Result<()> {
     demo.engine(&["stop", "demo-web"])?;
     demo.engine(&["ps", "-a", "--filter", "name=demo-web"])?;
     demo.engine(&["rm", "demo-web"])?;
+
+    section(
+        "Chapter 10 — networking",
+        "a web server on the default bridge (ferry0), its port 80 published on the host:",
+    );
+    let site = demo.state.with_file_name("site");
+    std::fs::create_dir_all(&site)?;
+    std::fs::write(
+        site.join("index.html"),
+        "<h1>hello from a ferry container</h1>\n",
+    )?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let volume = format!("{}:/www:ro", site.display());
+    let publish = format!("127.0.0.1:{port}:80");
+    demo.engine(&[
+        "run",
+        "-d",
+        "--name",
+        "demo-site",
+        "-p",
+        &publish,
+        "-v",
+        &volume,
+        "--cgroup-parent",
+        CGROUP_PARENT,
+        "--rootfs",
+        &rootfs,
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ])?;
+    demo.engine(&["ps", "--filter", "name=demo-site"])?;
+    demo.engine(&["port", "demo-site"])?;
+    demo.engine(&[
+        "exec",
+        "demo-site",
+        "ip",
+        "-4",
+        "-o",
+        "addr",
+        "show",
+        "eth0",
+    ])?;
+    println!("\n$ curl http://127.0.0.1:{port}/");
+    match http_get("127.0.0.1", port) {
+        Ok(body) => print!("{body}"),
+        Err(error) => println!("(no answer: {error})"),
+    }
+    demo.engine(&["rm", "-f", "demo-site"])?;
+    let _ = std::fs::remove_dir_all(&site);
     demo.cleanup();
     println!("\nThat is the engine as it stands. Build your own: chapters/introduction.md");
     Ok(())
+}
+
+/// The body of `GET /` from `host:port` (retried for a few seconds while the
+/// server starts).
+fn http_get(host: &str, port: u16) -> Result<String> {
+    use std::io::{Read, Write};
+    let mut last = None;
+    for _ in 0..50 {
+        match std::net::TcpStream::connect((host, port)) {
+            Ok(mut stream) => {
+                write!(stream, "GET / HTTP/1.0\r\nHost: {host}\r\n\r\n")?;
+                let mut answer = String::new();
+                stream.read_to_string(&mut answer)?;
+                let body = answer.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+                return Ok(body.to_string());
+            }
+            Err(error) => last = Some(error),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Err(last.map_or_else(|| anyhow::anyhow!("no answer"), Into::into))
 }
 
 /// A docker-registry on a free loopback port, its storage under `dir`; stopped
