@@ -59,6 +59,8 @@ const USAGE: &str = "usage: probe report
        probe ipc-remove MSG_ID SHM_ID
        probe loopback
        probe udp-echo PORT COUNT
+       probe tcp-sink PORT
+       probe tcp-send ADDRESS PORT MB
        probe hog MB                (MB <= 1024)
        probe forks N SECONDS       (N <= 500, SECONDS <= 30)
        probe spin SECONDS          (SECONDS <= 30)
@@ -88,6 +90,8 @@ const SUBCOMMANDS: &[&str] = &[
     "ipc-remove",
     "loopback",
     "udp-echo",
+    "tcp-sink",
+    "tcp-send",
     "hog",
     "forks",
     "spin",
@@ -156,6 +160,10 @@ fn run(args: &[&str]) -> Result<Reply, String> {
         ["ipc-find", key] => ipc::find(ipc_key(key)?),
         ["ipc-remove", msg_id, shm_id] => ipc::remove(number(msg_id)?, number(shm_id)?),
         ["loopback"] => net::loopback(),
+        ["tcp-sink", port] => net::tcp_sink(capped::<u16>(port, u16::MAX)?)?,
+        ["tcp-send", address, port, mb] => {
+            net::tcp_send(address, capped::<u16>(port, u16::MAX)?, capped::<u64>(mb, net::MAX_SEND_MB)?)?
+        }
         ["udp-echo", port, count] => {
             net::udp_echo(capped::<u16>(port, u16::MAX)?, capped::<u64>(count, 100)?)?
         }

@@ -85,3 +85,59 @@ pub fn udp_echo(port: u16, count: u64) -> Result<Json, String> {
     }
     Ok(Json::object([("served", Json::from(served as i64))]))
 }
+
+/// The most `tcp-send` sends, in MiB.
+pub const MAX_SEND_MB: u64 = 4096;
+
+/// `probe tcp-sink PORT`: accepts one connection on 0.0.0.0:PORT and reads it to
+/// its end; `{"bytes": N, "seconds": S}` (for throughput benches: busybox's nc
+/// stops after its first read).
+pub fn tcp_sink(port: u16) -> Result<Json, String> {
+    let listener = TcpListener::bind((Ipv4Addr::UNSPECIFIED, port))
+        .map_err(step(&format!("bind 0.0.0.0:{port}")))?;
+    let (mut stream, _) = listener.accept().map_err(step("accept"))?;
+    let started = std::time::Instant::now();
+    let mut buffer = vec![0u8; 1 << 16];
+    let mut total: u64 = 0;
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => total += n as u64,
+            Err(e) => return Err(step("receive")(e)),
+        }
+    }
+    Ok(Json::object([
+        ("bytes", Json::from(total)),
+        ("seconds", Json::Str(format!("{:.3}", started.elapsed().as_secs_f64()))),
+    ]))
+}
+
+/// `probe tcp-send ADDRESS PORT MB`: connects (retrying for 5 s while the sink
+/// starts) and sends MB MiB of zeros; `{"bytes": N, "seconds": S, "mb_per_s": R}`.
+pub fn tcp_send(address: &str, port: u16, megabytes: u64) -> Result<Json, String> {
+    let target = format!("{address}:{port}");
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    let mut stream = loop {
+        match TcpStream::connect(&target) {
+            Ok(stream) => break stream,
+            Err(e) if std::time::Instant::now() > deadline => {
+                return Err(step(&format!("connect {target}"))(e))
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    let buffer = vec![0u8; 1 << 20];
+    let started = std::time::Instant::now();
+    for _ in 0..megabytes {
+        stream.write_all(&buffer).map_err(step("send"))?;
+    }
+    stream.shutdown(std::net::Shutdown::Write).map_err(step("shutdown"))?;
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(Json::object([
+        ("bytes", Json::from(megabytes << 20)),
+        ("seconds", Json::Str(format!("{seconds:.3}"))),
+        ("mb_per_s", Json::Str(format!("{:.0}", megabytes as f64 / seconds))),
+    ]))
+}

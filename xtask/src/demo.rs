@@ -11,7 +11,7 @@ use crate::manifest::project_root;
 use crate::util;
 
 pub fn run() -> Result<()> {
-    util::ensure_packages(&[util::BUSYBOX, util::REGISTRY])?;
+    util::ensure_packages(&[util::BUSYBOX, util::REGISTRY, util::NFTABLES])?;
     println!("building the engine and the probe ...");
     util::run(util::cargo().args(["build", "--quiet", "-p", "ferry"]))?;
     let probe = build_probe()?;

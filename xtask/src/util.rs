@@ -130,12 +130,16 @@ pub const UMOCI: (&str, &str) = ("/usr/bin/umoci", "umoci");
 pub const PODMAN: (&str, &str) = ("/usr/bin/podman", "podman");
 /// For chapter 7: the CNCF distribution registry, started by the tests and the demo.
 pub const REGISTRY: (&str, &str) = ("/usr/bin/docker-registry", "docker-registry");
+/// For chapter 10: nft loads ferry's NAT and port rules; ip (iproute2) and
+/// nsenter (util-linux) let the tests look at the test host's network.
+pub const NFTABLES: (&str, &str) = ("/usr/sbin/nft", "nftables");
+pub const IPROUTE: (&str, &str) = ("/usr/bin/ip", "iproute2");
 /// For `cargo xtask book --check-links`, `slides --pdf/--check` and `screenshots`:
 /// the browser that opens the built book, prints and measures the decks, and
 /// takes the pictures.
 pub const CHROMIUM: (&str, &str) = ("/usr/bin/chromium", "chromium");
 /// Everything the chapter tests need.
-pub const PACKAGES: &[(&str, &str)] = &[BUSYBOX, SKOPEO, UMOCI, PODMAN, REGISTRY];
+pub const PACKAGES: &[(&str, &str)] = &[BUSYBOX, SKOPEO, UMOCI, PODMAN, REGISTRY, NFTABLES, IPROUTE];
 
 /// Installs the missing packages with apt-get (update first; waits for the apt lock).
 pub fn ensure_packages(packages: &[(&str, &str)]) -> Result<()> {
