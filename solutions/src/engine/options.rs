@@ -275,7 +275,13 @@ impl RunOptions {
                 "network-scoped aliases are supported only for containers in user-defined networks (network create)",
             ));
         }
-        for (name, _) in &self.extra_hosts {
+        // Each name becomes a word of other containers' /etc/hosts: hostname rules.
+        for name in self
+            .extra_hosts
+            .iter()
+            .map(|(name, _)| name)
+            .chain(&self.network_aliases)
+        {
             check_hostname(name)?;
         }
         Ok(())
