@@ -512,3 +512,43 @@ fn dns_add_host_and_hostname_reach_the_containers_files() {
         "the hostname names the container's own address\n{out}"
     );
 }
+
+#[test]
+fn network_ls_port_and_ps_read_as_dockers() {
+    let host = TestHost::new();
+    host.engine(&["network", "create", "--subnet", "10.92.0.0/24", "backend"])
+        .output()
+        .assert_success();
+    let name = format!("web-{}", token());
+    detached(
+        &host,
+        &[
+            "--name",
+            &name,
+            "--network",
+            "backend",
+            "-p",
+            "127.0.0.1:8082:80",
+            "sleep",
+            "60",
+        ],
+    );
+    let ls = host.engine(&["network", "ls"]).output();
+    ls.assert_success();
+    let ps = host
+        .engine(&["ps", "--format", "table {{.Names}}\t{{.Ports}}"])
+        .output();
+    ps.assert_success();
+    let missing = host.engine(&["port", &name, "81"]).output();
+    assert_eq!(missing.code, 1, "{missing}");
+    let settings = support::snapshot_settings(&host, &[&name]);
+    settings.bind(|| {
+        insta::assert_snapshot!("ch10_network_ls", ls.stdout);
+        insta::assert_snapshot!("ch10_ps_ports", ps.stdout);
+        insta::assert_snapshot!("ch10_port_missing", missing.stderr);
+    });
+    remove(&host, &[&name]);
+    host.engine(&["network", "rm", "backend"])
+        .output()
+        .assert_success();
+}

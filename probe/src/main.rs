@@ -161,9 +161,11 @@ fn run(args: &[&str]) -> Result<Reply, String> {
         ["ipc-remove", msg_id, shm_id] => ipc::remove(number(msg_id)?, number(shm_id)?),
         ["loopback"] => net::loopback(),
         ["tcp-sink", port] => net::tcp_sink(capped::<u16>(port, u16::MAX)?)?,
-        ["tcp-send", address, port, mb] => {
-            net::tcp_send(address, capped::<u16>(port, u16::MAX)?, capped::<u64>(mb, net::MAX_SEND_MB)?)?
-        }
+        ["tcp-send", address, port, mb] => net::tcp_send(
+            address,
+            capped::<u16>(port, u16::MAX)?,
+            capped::<u64>(mb, net::MAX_SEND_MB)?,
+        )?,
         ["udp-echo", port, count] => {
             net::udp_echo(capped::<u16>(port, u16::MAX)?, capped::<u64>(count, 100)?)?
         }

@@ -108,7 +108,10 @@ pub fn tcp_sink(port: u16) -> Result<Json, String> {
     }
     Ok(Json::object([
         ("bytes", Json::from(total)),
-        ("seconds", Json::Str(format!("{:.3}", started.elapsed().as_secs_f64()))),
+        (
+            "seconds",
+            Json::Str(format!("{:.3}", started.elapsed().as_secs_f64())),
+        ),
     ]))
 }
 
@@ -131,13 +134,18 @@ pub fn tcp_send(address: &str, port: u16, megabytes: u64) -> Result<Json, String
     for _ in 0..megabytes {
         stream.write_all(&buffer).map_err(step("send"))?;
     }
-    stream.shutdown(std::net::Shutdown::Write).map_err(step("shutdown"))?;
+    stream
+        .shutdown(std::net::Shutdown::Write)
+        .map_err(step("shutdown"))?;
     let mut rest = Vec::new();
     let _ = stream.read_to_end(&mut rest);
     let seconds = started.elapsed().as_secs_f64();
     Ok(Json::object([
         ("bytes", Json::from(megabytes << 20)),
         ("seconds", Json::Str(format!("{seconds:.3}"))),
-        ("mb_per_s", Json::Str(format!("{:.0}", megabytes as f64 / seconds))),
+        (
+            "mb_per_s",
+            Json::Str(format!("{:.0}", megabytes as f64 / seconds)),
+        ),
     ]))
 }

@@ -139,7 +139,8 @@ pub const IPROUTE: (&str, &str) = ("/usr/bin/ip", "iproute2");
 /// takes the pictures.
 pub const CHROMIUM: (&str, &str) = ("/usr/bin/chromium", "chromium");
 /// Everything the chapter tests need.
-pub const PACKAGES: &[(&str, &str)] = &[BUSYBOX, SKOPEO, UMOCI, PODMAN, REGISTRY, NFTABLES, IPROUTE];
+pub const PACKAGES: &[(&str, &str)] =
+    &[BUSYBOX, SKOPEO, UMOCI, PODMAN, REGISTRY, NFTABLES, IPROUTE];
 
 /// Installs the missing packages with apt-get (update first; waits for the apt lock).
 pub fn ensure_packages(packages: &[(&str, &str)]) -> Result<()> {

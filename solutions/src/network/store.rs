@@ -215,7 +215,7 @@ impl Networks {
         let subnet: Subnet = DEFAULT_SUBNET.parse().map_err(NetworkError::Invalid)?;
         Ok(Network {
             name: DEFAULT_NETWORK.to_string(),
-            id: format!("{:0>64}", "bridge"),
+            id: fixed_id(DEFAULT_NETWORK),
             created: "0001-01-01T00:00:00Z".to_string(),
             driver: "bridge".to_string(),
             subnet,
@@ -485,6 +485,15 @@ fn bridge_exists(bridge: &str) -> bool {
         .and_then(|mut host| host.link(bridge))
         .map(|link| link.is_some())
         .unwrap_or(false)
+}
+
+/// The id of a network ferry did not make with `network create` (the default
+/// bridge, and the host and none modes `network ls` lists): the same on every
+/// host, hex as any other id.
+pub fn fixed_id(name: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("ferry network {name}").as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// docker's rule for network names.
