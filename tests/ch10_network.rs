@@ -552,3 +552,87 @@ fn network_ls_port_and_ps_read_as_dockers() {
         .output()
         .assert_success();
 }
+
+#[test]
+fn publish_all_publishes_the_images_exposed_ports_and_container_mode_shares_a_namespace() {
+    use support::images::{self, Entry};
+    let host = TestHost::new();
+    let page = token();
+    let site = images::layer(&[Entry::File(
+        "www/index.html".into(),
+        format!("{page}\n").into_bytes(),
+        0o644,
+    )]);
+    let layers = vec![images::tar_of_dir(&host.rootfs), site];
+    let run = serde_json::json!({
+        "Cmd": ["httpd", "-f", "-p", "80", "-h", "/www"],
+        "ExposedPorts": {"80/tcp": {}},
+    });
+    let archive = host.dir.join("site.tar");
+    let image = format!("test/site-{}:1", token());
+    images::oci_archive(
+        &archive,
+        &layers,
+        &images::config(&layers, run),
+        Some(&format!("docker.io/{image}")),
+    );
+    host.engine(&["load", "-i", archive.to_str().unwrap()])
+        .output()
+        .assert_success();
+    let name = format!("site-{}", token());
+    let out = host
+        .engine(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "-P",
+            "--cgroup-parent",
+            &host.cgroup_parent,
+            &image,
+        ])
+        .output();
+    out.assert_success();
+    let port = host.engine(&["port", &name, "80"]).output();
+    port.assert_success();
+    let published = port.stdout.trim().to_string();
+    assert!(
+        published.starts_with("0.0.0.0:"),
+        "-P publishes the image's 80/tcp on a free host port\n{port}"
+    );
+    let url = format!(
+        "http://127.0.0.1:{}/",
+        published.trim_start_matches("0.0.0.0:")
+    );
+    assert_eq!(
+        fetch_on_host(&host, &url).as_deref().map(str::trim),
+        Ok(page.as_str())
+    );
+    // container:NAME: the same network namespace, so the same eth0 and its server on 127.0.0.1.
+    let mac = |args: &[&str]| {
+        let out = host.run(args).output();
+        out.assert_success();
+        out.stdout.trim().to_string()
+    };
+    let shared = host
+        .run(&[
+            "--network",
+            &format!("container:{name}"),
+            "sh",
+            "-c",
+            "cat /sys/class/net/eth0/address; timeout 3 wget -q -O - http://127.0.0.1/",
+        ])
+        .output();
+    shared.assert_success();
+    let own = mac(&["cat", "/sys/class/net/eth0/address"]);
+    assert!(
+        shared.stdout.contains(&page),
+        "container:NAME reaches the other's server on its loopback\n{shared}"
+    );
+    assert_ne!(
+        shared.stdout.lines().next().unwrap_or(""),
+        own,
+        "a container of its own has another eth0"
+    );
+    remove(&host, &[&name]);
+}
