@@ -18,6 +18,8 @@ pub fn run() -> Result<()> {
     let demo = project_root().join("target/demo");
     let rootfs = demo.join("rootfs");
     make_rootfs(&rootfs, &probe)?;
+    // Whether ferry's default bridge was there before the demo made containers.
+    let bridge_before = Path::new("/sys/class/net/ferry0").exists();
     let demo = Demo {
         engine: project_root().join("target/debug/ferry"),
         state: demo.join("state"),
@@ -287,6 +289,12 @@ pub fn run() -> Result<()> {
     }
     demo.engine(&["rm", "-f", "demo-site"])?;
     let _ = std::fs::remove_dir_all(&site);
+    if !bridge_before {
+        // A real engine keeps its bridge (as docker keeps docker0); the demo leaves
+        // the host as it found it.
+        let _ = util::as_root("ip").args(["link", "del", "ferry0"]).status();
+        let _ = util::as_root("nft").args(["delete", "table", "ip", "ferry"]).status();
+    }
     demo.cleanup();
     println!("\nThat is the engine as it stands. Build your own: chapters/introduction.md");
     Ok(())
