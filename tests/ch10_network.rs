@@ -177,6 +177,32 @@ fn a_published_port_answers_the_outside_and_the_hosts_loopback() {
         Ok(page.as_str()),
         "the host's own loopback reaches it too (DNAT in output, route_localnet)"
     );
+    // A neighbour that routes the containers' subnet through this host reaches
+    // only what is published, not the container's own port 80.
+    let address = inspect(&host, &name)["NetworkSettings"]["IPAddress"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    outside
+        .run("ip", &["route", "add", "10.87.0.0/16", "via", HOST_ADDRESS])
+        .assert_success();
+    let direct = outside.run(
+        "busybox",
+        &[
+            "timeout",
+            "3",
+            "busybox",
+            "wget",
+            "-q",
+            "-O",
+            "-",
+            &format!("http://{address}/"),
+        ],
+    );
+    assert_ne!(
+        direct.code, 0,
+        "an unpublished port of the container must not be reachable from outside\n{direct}"
+    );
     let port = host.engine(&["port", &name]).output();
     assert_eq!(
         port.stdout.trim(),

@@ -202,7 +202,7 @@ pub fn leaks(host: &TestHost) -> Vec<String> {
         }
     }
     let rules = run_in(&netns, "nft", &["list", "ruleset"]);
-    for line in rules.stdout.lines().filter(|l| l.contains("dnat")) {
+    for line in rules.stdout.lines().filter(|l| l.contains("dnat to")) {
         leaks.push(format!("rule {}", line.trim()));
     }
     leaks

@@ -293,7 +293,9 @@ pub fn run() -> Result<()> {
         // A real engine keeps its bridge (as docker keeps docker0); the demo leaves
         // the host as it found it.
         let _ = util::as_root("ip").args(["link", "del", "ferry0"]).status();
-        let _ = util::as_root("nft").args(["delete", "table", "ip", "ferry"]).status();
+        let _ = util::as_root("nft")
+            .args(["delete", "table", "ip", "ferry"])
+            .status();
     }
     demo.cleanup();
     println!("\nThat is the engine as it stands. Build your own: chapters/introduction.md");

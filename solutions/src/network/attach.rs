@@ -100,8 +100,9 @@ pub fn attach(state_root: &Path, request: &Request) -> Result<Attachment, Networ
         Mode::Bridge(name) => name,
     };
     let networks = Networks::new(state_root);
-    let network = networks.get(network_name)?;
     let _lock = networks.lock()?;
+    // Under the lock: a `network rm` cannot slip in between.
+    let network = networks.get(network_name)?;
     let mut leases = networks.live_leases()?;
     leases.retain(|lease| lease.container != request.id);
     // 1. the host ports
@@ -121,6 +122,9 @@ pub fn attach(state_root: &Path, request: &Request) -> Result<Attachment, Networ
     netns::remove(&path); // a leftover of a killed run
     netns::create(&path)?;
     attachment.netns = Some(path.clone());
+    // IPv6 stays off on eth0 (ferry's table is IPv4): no address, and no router
+    // advertisement from the container is heard (see plumbing::ensure_bridge).
+    plumbing::in_namespace(&path, "net/ipv6/conf/default/disable_ipv6", "1")?;
     // 4. the wires
     let mut host = Netlink::open().map_err(NetworkError::netlink("open a netlink socket"))?;
     let mtu = plumbing::host_mtu(&mut host);

@@ -38,7 +38,7 @@ const POOL_FIRST: u8 = 10;
 const POOL_SECOND: u8 = 86;
 
 /// Names that are modes, not networks.
-const RESERVED: &[&str] = &["bridge", "host", "none", "default"];
+const RESERVED: &[&str] = &["bridge", "host", "none", "default", "leases", "forwarding"];
 
 /// A network, as `network inspect` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -252,6 +252,11 @@ impl Networks {
             .collect();
         let subnet = match subnet {
             Some(subnet) => {
+                if let Some(route) = routed.iter().find(|r| r.overlaps(subnet)) {
+                    return Err(NetworkError::Invalid(format!(
+                        "invalid pool request: subnet {subnet} overlaps with {route}, a network this host already routes (see `ip route`): pick another --subnet"
+                    )));
+                }
                 if let Some(other) = self.list()?.iter().find(|n| n.subnet.overlaps(subnet)) {
                     return Err(NetworkError::Invalid(format!(
                         "invalid pool request: subnet {subnet} overlaps with network {} ({}): pick another --subnet",
@@ -295,13 +300,13 @@ impl Networks {
     /// Removes network `name`: refused for the default one and while
     /// containers are on it; its bridge goes with it.
     pub fn remove(&self, name: &str) -> Result<Network, NetworkError> {
+        let _lock = self.lock()?;
         let network = self.get(name)?;
         if network.name == DEFAULT_NETWORK {
             return Err(NetworkError::Invalid(
                 "bridge is a pre-defined network and cannot be removed".to_string(),
             ));
         }
-        let _lock = self.lock()?;
         let leases = self.live_leases()?;
         let on_it: Vec<&str> = leases
             .iter()
@@ -420,7 +425,7 @@ impl Networks {
                     .collect(),
             })
             .collect();
-        firewall::apply(&rules)?;
+        firewall::apply(&rules, self.forwarding_was_off())?;
         for lease in &leases {
             let Some(network) = networks.iter().find(|n| n.name == lease.network) else {
                 continue;
@@ -437,6 +442,21 @@ impl Networks {
             rewrite_in_place(&lease.hosts_file, &text);
         }
         Ok(())
+    }
+
+    /// Whether IP forwarding was off before ferry first turned it on (kept in
+    /// ROOT/networks/forwarding, written the first time): then ferry drops the
+    /// forwarded traffic that is not its containers'.
+    fn forwarding_was_off(&self) -> bool {
+        let path = self.dir().join("forwarding");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => text.trim() == "off",
+            Err(_) => {
+                let off = firewall::forwarding_is_off();
+                let _ = self.write_atomically(&path, if off { b"off\n" } else { b"on\n" });
+                off
+            }
+        }
     }
 
     fn write_atomically(&self, path: &Path, bytes: &[u8]) -> Result<(), NetworkError> {
