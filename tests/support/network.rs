@@ -47,7 +47,7 @@ impl TestHost {
     }
 
     /// A process of the test host's network namespace, running in the background.
-    pub fn spawn_on_host(&self, program: &str, args: &[&str]) -> Child {
+    pub fn spawn_on_host(&self, program: &str, args: &[&str]) -> Background {
         let netns = self
             .net_ns_path()
             .expect("this test host has no network of its own");
@@ -55,8 +55,18 @@ impl TestHost {
     }
 }
 
+/// A process in the background, killed and reaped on drop.
+pub struct Background(Child);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `program args` in the namespace `netns`, in the background, killed with the test.
-fn spawn_in(netns: &str, program: &str, args: &[&str]) -> Child {
+fn spawn_in(netns: &str, program: &str, args: &[&str]) -> Background {
     let mut command = Command::new("nsenter");
     command
         .arg(format!("--net={netns}"))
@@ -72,9 +82,11 @@ fn spawn_in(netns: &str, program: &str, args: &[&str]) -> Child {
             Ok(())
         });
     }
-    command
-        .spawn()
-        .expect("failed to start a process with nsenter(1)")
+    Background(
+        command
+            .spawn()
+            .expect("failed to start a process with nsenter(1)"),
+    )
 }
 
 /// A second network namespace, "the outside", linked to the test host: the
@@ -166,7 +178,7 @@ impl Outside {
     }
 
     /// A process on the outside, in the background.
-    pub fn spawn(&self, program: &str, args: &[&str]) -> Child {
+    pub fn spawn(&self, program: &str, args: &[&str]) -> Background {
         spawn_in(&self.netns, program, args)
     }
 }

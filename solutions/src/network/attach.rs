@@ -19,6 +19,10 @@ use super::{
     ipam, netns, plumbing, Mode, NetworkError, PortBinding, PortRequest, Protocol, Subnet,
 };
 
+/// Makes a container's own /etc/hosts from its hostname, address and
+/// `--add-host` lines (the engine's `etc_files::hosts_with`).
+pub type HostsText = fn(&str, Option<Ipv4Addr>, &[(String, Ipv4Addr)]) -> String;
+
 /// What a container asks of its network.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -30,7 +34,7 @@ pub struct Request {
     /// The container's /etc/hosts, in its directory.
     pub hosts_file: PathBuf,
     /// Its own lines of /etc/hosts, given its address.
-    pub hosts: fn(&str, Option<Ipv4Addr>, &[(String, Ipv4Addr)]) -> String,
+    pub hosts: HostsText,
     pub hostname: String,
     pub extra_hosts: Vec<(String, Ipv4Addr)>,
     /// For `container:NAME`: that container's /proc/PID/ns/net.

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use super::run::CliError;
 use super::table;
 use crate::engine::containers::Containers;
-use crate::network::{Network, Networks, Subnet};
+use crate::network::{store, Network, Networks, Subnet};
 
 /// `network COMMAND`
 #[derive(Debug, Args)]
@@ -104,8 +104,8 @@ pub fn run(args: &NetworkArgs, state_root: &Path) -> Result<i32, CliError> {
                 .map(|n| row(&n.id, &n.name, &n.driver))
                 .collect();
             // docker lists its two modes as networks too.
-            rows.push(row(&format!("{:0>12}", "host"), "host", "host"));
-            rows.push(row(&format!("{:0>12}", "none"), "none", "null"));
+            rows.push(row(&store::fixed_id("host"), "host", "host"));
+            rows.push(row(&store::fixed_id("none"), "none", "null"));
             print!(
                 "{}",
                 table::render(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"], &rows)

@@ -222,6 +222,9 @@ pub fn prepare(options: &RunOptions, state_root: &Path) -> Result<Prepared, Engi
     })
 }
 
+/// The most ports `-P` publishes: an image could list thousands.
+const MAX_EXPOSED: usize = 100;
+
 /// The ports the image exposes (`ExposedPorts`: "80/tcp"), each on a free host
 /// port, for `-P`.
 fn exposed_ports(source: &source::Source) -> Result<Vec<crate::network::PortRequest>, ConfigError> {
@@ -231,6 +234,13 @@ fn exposed_ports(source: &source::Source) -> Result<Vec<crate::network::PortRequ
         .and_then(|image| image.config.config.as_ref())
         .and_then(|config| config.exposed_ports.clone())
         .unwrap_or_default();
+    if exposed.len() > MAX_EXPOSED {
+        return Err(ConfigError {
+            field: options::Field::Network,
+            value: format!("{} ports", exposed.len()),
+            why: format!("the image exposes more than {MAX_EXPOSED} ports: publish the ones you need with -p instead of -P"),
+        });
+    }
     exposed
         .keys()
         .map(|port| {

@@ -262,11 +262,12 @@ impl RunOptions {
         let mode = self.network_mode();
         let bridge = matches!(mode, Mode::Bridge(_));
         if (!self.publish.is_empty() || self.publish_all) && !bridge {
-            return Err(invalid(
-                Field::Network,
-                mode.name(),
-                "published ports need a bridge network: the container has no address of its own to forward them to (drop --network, or -p)",
-            ));
+            let why = if self.network.is_none() {
+                "published ports need a bridge network, and containers join none by default until chapter 10's default_mode is done (or say --network bridge)"
+            } else {
+                "published ports need a bridge network: the container has no address of its own to forward them to (drop --network, or -p)"
+            };
+            return Err(invalid(Field::Network, mode.name(), why));
         }
         if !self.network_aliases.is_empty()
             && !matches!(&mode, Mode::Bridge(name) if name != crate::network::DEFAULT_NETWORK)
@@ -277,7 +278,13 @@ impl RunOptions {
                 "network-scoped aliases are supported only for containers in user-defined networks (network create)",
             ));
         }
-        for (name, _) in &self.extra_hosts {
+        // Each name becomes a word of other containers' /etc/hosts: hostname rules.
+        for name in self
+            .extra_hosts
+            .iter()
+            .map(|(name, _)| name)
+            .chain(&self.network_aliases)
+        {
             check_hostname(name)?;
         }
         Ok(())

@@ -21,6 +21,10 @@ use super::{
     ipam, netns, plumbing, Mode, NetworkError, PortBinding, PortRequest, Protocol, Subnet,
 };
 
+/// Makes a container's own /etc/hosts from its hostname, address and
+/// `--add-host` lines (the engine's `etc_files::hosts_with`).
+pub type HostsText = fn(&str, Option<Ipv4Addr>, &[(String, Ipv4Addr)]) -> String;
+
 /// What a container asks of its network.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -32,7 +36,7 @@ pub struct Request {
     /// The container's /etc/hosts, in its directory.
     pub hosts_file: PathBuf,
     /// Its own lines of /etc/hosts, given its address.
-    pub hosts: fn(&str, Option<Ipv4Addr>, &[(String, Ipv4Addr)]) -> String,
+    pub hosts: HostsText,
     pub hostname: String,
     pub extra_hosts: Vec<(String, Ipv4Addr)>,
     /// For `container:NAME`: that container's /proc/PID/ns/net.
@@ -102,8 +106,9 @@ pub fn attach(state_root: &Path, request: &Request) -> Result<Attachment, Networ
         Mode::Bridge(name) => name,
     };
     let networks = Networks::new(state_root);
-    let network = networks.get(network_name)?;
     let _lock = networks.lock()?;
+    // Under the lock: a `network rm` cannot slip in between.
+    let network = networks.get(network_name)?;
     let mut leases = networks.live_leases()?;
     leases.retain(|lease| lease.container != request.id);
     // 1. the host ports
@@ -123,6 +128,9 @@ pub fn attach(state_root: &Path, request: &Request) -> Result<Attachment, Networ
     netns::remove(&path); // a leftover of a killed run
     netns::create(&path)?;
     attachment.netns = Some(path.clone());
+    // IPv6 stays off on eth0 (ferry's table is IPv4): no address, and no router
+    // advertisement from the container is heard (see plumbing::ensure_bridge).
+    plumbing::in_namespace(&path, "net/ipv6/conf/default/disable_ipv6", "1")?;
     // 4. the wires
     let mut host = Netlink::open().map_err(NetworkError::netlink("open a netlink socket"))?;
     let mtu = plumbing::host_mtu(&mut host);

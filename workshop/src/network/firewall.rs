@@ -54,26 +54,78 @@ pub fn ruleset(networks: &[NetworkRules]) -> String {
     // END SOLUTION
 }
 
-/// Replaces table `ip ferry` with the rules `networks` need (or removes it when
-/// there are none), in one transaction; turns IP forwarding on; and where
-/// another engine's FORWARD chain drops by default, lets ferry's bridges through.
-pub fn apply(networks: &[NetworkRules]) -> Result<(), NetworkError> {
+/// The guards ferry adds to its table whatever the student's [`ruleset`] says,
+/// because route_localnet and ip_forward open doors of their own:
+///
+/// * `guard_raw` (prerouting, before NAT): a packet for 127.0.0.0/8 that did not
+///   come from `lo` is dropped — route_localnet would otherwise let a container
+///   (or a LAN neighbour routing through this host) reach the host's
+///   loopback-only services and ports published on 127.0.0.1 (the class of
+///   CVE-2020-8558);
+/// * `guard_forward`: what is forwarded *to* a container must answer a connection
+///   it made, or be a published port (DNAT); what containers send out is let
+///   through. When ferry turned forwarding on (`forwarding_was_off`), everything
+///   else forwarded is dropped, as before — the laptop does not become a router
+///   for its LAN (docker sets FORWARD to drop for the same reason).
+pub fn guards(forwarding_was_off: bool) -> String {
+    let policy = if forwarding_was_off { "drop" } else { "accept" };
+    let tail = if forwarding_was_off {
+        ""
+    } else {
+        "    oifname \"ferry*\" drop\n"
+    };
+    format!(
+        "table ip {TABLE} {{\n\
+         \x20 chain guard_raw {{\n    type filter hook prerouting priority raw; policy accept;\n    iifname != \"lo\" ip daddr 127.0.0.0/8 drop\n  }}\n\
+         \x20 chain guard_forward {{\n    type filter hook forward priority filter; policy {policy};\n    ct state established,related accept\n    iifname \"ferry*\" accept\n    oifname \"ferry*\" ct status dnat accept\n{tail}  }}\n\
+         }}\n"
+    )
+}
+
+/// Replaces table `ip ferry` with the rules `networks` need and the [`guards`]
+/// (or removes it when there are none), in one transaction; turns IP forwarding
+/// on; and where another engine's FORWARD chain drops by default, lets ferry's
+/// containers through it (and takes those rules away with the table).
+pub fn apply(networks: &[NetworkRules], forwarding_was_off: bool) -> Result<(), NetworkError> {
     let mut script = format!("table ip {TABLE} {{}}\ndelete table ip {TABLE}\n");
     if !networks.is_empty() {
         script.push_str(&ruleset(networks));
+        script.push_str(&guards(forwarding_was_off));
     }
     nft(&["-f", "-"], Some(&script))?;
-    if !networks.is_empty() {
+    if networks.is_empty() {
+        remove_from_dropping_forward();
+    } else {
         super::plumbing::write_sysctl("net/ipv4/ip_forward", "1")?;
         accept_in_dropping_forward()?;
     }
     Ok(())
 }
 
+/// Whether IP forwarding is off now (read before ferry turns it on).
+pub fn forwarding_is_off() -> bool {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|v| v.trim() == "0")
+}
+
+/// The accept rules ferry adds to another engine's dropping FORWARD chain, each
+/// marked with the comment "ferry": containers' own traffic out, answers to it,
+/// and published ports.
+const FORWARD_ACCEPTS: &[&[&str]] = &[
+    &["iifname", BRIDGE_PATTERN, "accept"],
+    &[
+        "oifname",
+        BRIDGE_PATTERN,
+        "ct",
+        "state",
+        "established,related",
+        "accept",
+    ],
+    &["oifname", BRIDGE_PATTERN, "ct", "status", "dnat", "accept"],
+];
+
 /// docker (and ufw) set the `ip filter FORWARD` chain to drop what they do not
 /// know: a drop in any chain wins, so ferry's containers would reach nothing.
-/// Like podman, ferry then adds accept rules for its bridges to that chain
-/// (marked with the comment "ferry"), once.
+/// Like podman, ferry then adds its accept rules to that chain, once.
 fn accept_in_dropping_forward() -> Result<(), NetworkError> {
     let Ok(chain) = nft(&["list", "chain", "ip", "filter", "FORWARD"], None) else {
         return Ok(()); // no such chain: nothing drops
@@ -81,24 +133,30 @@ fn accept_in_dropping_forward() -> Result<(), NetworkError> {
     if !chain.contains("policy drop") || chain.contains("comment \"ferry\"") {
         return Ok(());
     }
-    for direction in ["iifname", "oifname"] {
-        nft(
-            &[
-                "insert",
-                "rule",
-                "ip",
-                "filter",
-                "FORWARD",
-                direction,
-                BRIDGE_PATTERN,
-                "accept",
-                "comment",
-                "ferry",
-            ],
-            None,
-        )?;
+    for rule in FORWARD_ACCEPTS.iter().rev() {
+        let mut args = vec!["insert", "rule", "ip", "filter", "FORWARD"];
+        args.extend_from_slice(rule);
+        args.extend_from_slice(&["comment", "ferry"]);
+        nft(&args, None)?;
     }
     Ok(())
+}
+
+/// Takes ferry's accept rules out of another engine's FORWARD chain (by handle).
+fn remove_from_dropping_forward() {
+    let Ok(chain) = nft(&["-a", "list", "chain", "ip", "filter", "FORWARD"], None) else {
+        return;
+    };
+    for line in chain.lines().filter(|l| l.contains("comment \"ferry\"")) {
+        if let Some(handle) = line.rsplit("# handle ").next().map(str::trim) {
+            let _ = nft(
+                &[
+                    "delete", "rule", "ip", "filter", "FORWARD", "handle", handle,
+                ],
+                None,
+            );
+        }
+    }
 }
 
 /// Runs nft with `args` (and `input` on its stdin); its stdout.

@@ -68,6 +68,22 @@ impl FromStr for Subnet {
             return Err(format!("invalid subnet {text:?}: the prefix must be from /8 to /30, to leave room for a gateway and containers"));
         }
         let subnet = Subnet { network, prefix };
+        let special: [(&str, [u8; 4], u8); 5] = [
+            ("this network", [0, 0, 0, 0], 8),
+            ("loopback", [127, 0, 0, 0], 8),
+            ("link-local", [169, 254, 0, 0], 16),
+            ("multicast", [224, 0, 0, 0], 4),
+            ("reserved", [240, 0, 0, 0], 4),
+        ];
+        for (what, range, bits) in special {
+            let range = Subnet {
+                network: Ipv4Addr::from(range),
+                prefix: bits,
+            };
+            if range.overlaps(subnet) {
+                return Err(format!("invalid subnet {text:?}: it overlaps {range}, the {what} range; use a private range such as 10.90.0.0/24"));
+            }
+        }
         if u32::from(network) != subnet.first() {
             return Err(format!(
                 "invalid subnet {text:?}: it has host bits set; did you mean {}/{prefix}?",

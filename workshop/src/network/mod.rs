@@ -226,7 +226,7 @@ pub enum NetworkError {
     Exists { name: String },
     #[error("{0}")]
     Invalid(String),
-    #[error("Bind for {address}:{port} failed: port is already allocated ({source}); pick another host port, or -p {container_port} for a free one")]
+    #[error("Bind for {address}:{port} failed: port is already allocated; pick another host port, or -p {container_port} for a free one")]
     PortTaken {
         address: Ipv4Addr,
         port: u16,

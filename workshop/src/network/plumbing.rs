@@ -68,6 +68,10 @@ pub fn ensure_bridge(
     // Published ports answer on the host's loopback too: DNAT from 127.0.0.1 to
     // the bridge is only routed where route_localnet allows it (firewall.rs).
     write_sysctl(&format!("net/ipv4/conf/{name}/route_localnet"), "1")?;
+    // ferry's networks are IPv4 only: without IPv6 on the bridge, a container's
+    // router advertisement cannot give the host a route (CVE-2020-13401's class),
+    // nor reach the host's services on [::] over a link-local address.
+    write_sysctl(&format!("net/ipv6/conf/{name}/disable_ipv6"), "1")?;
     Ok(bridge.index)
 }
 
@@ -77,6 +81,27 @@ pub fn write_sysctl(key: &str, value: &str) -> Result<(), NetworkError> {
     std::fs::write(&path, value).map_err(NetworkError::io(format!(
         "failed to write {value} to {path}"
     )))
+}
+
+/// Writes `value` to the sysctl `key` of the network namespace `netns`, from a
+/// thread that joins it (a /proc/sys/net file is the opener's namespace's).
+pub fn in_namespace(netns: &std::path::Path, key: &str, value: &str) -> Result<(), NetworkError> {
+    let file = File::open(netns).map_err(NetworkError::io(format!(
+        "failed to open {}",
+        netns.display()
+    )))?;
+    let (key, value) = (key.to_string(), value.to_string());
+    std::thread::spawn(move || {
+        nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).map_err(|errno| {
+            NetworkError::Io {
+                what: "failed to join the container's network namespace (setns(2))".into(),
+                source: errno.into(),
+            }
+        })?;
+        write_sysctl(&key, &value)
+    })
+    .join()
+    .map_err(|_| NetworkError::Invalid("the sysctl thread panicked".into()))?
 }
 
 /// One container's wires.

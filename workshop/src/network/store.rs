@@ -40,7 +40,7 @@ const POOL_FIRST: u8 = 10;
 const POOL_SECOND: u8 = 86;
 
 /// Names that are modes, not networks.
-const RESERVED: &[&str] = &["bridge", "host", "none", "default"];
+const RESERVED: &[&str] = &["bridge", "host", "none", "default", "leases", "forwarding"];
 
 /// A network, as `network inspect` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -217,7 +217,7 @@ impl Networks {
         let subnet: Subnet = DEFAULT_SUBNET.parse().map_err(NetworkError::Invalid)?;
         Ok(Network {
             name: DEFAULT_NETWORK.to_string(),
-            id: format!("{:0>64}", "bridge"),
+            id: fixed_id(DEFAULT_NETWORK),
             created: "0001-01-01T00:00:00Z".to_string(),
             driver: "bridge".to_string(),
             subnet,
@@ -254,6 +254,11 @@ impl Networks {
             .collect();
         let subnet = match subnet {
             Some(subnet) => {
+                if let Some(route) = routed.iter().find(|r| r.overlaps(subnet)) {
+                    return Err(NetworkError::Invalid(format!(
+                        "invalid pool request: subnet {subnet} overlaps with {route}, a network this host already routes (see `ip route`): pick another --subnet"
+                    )));
+                }
                 if let Some(other) = self.list()?.iter().find(|n| n.subnet.overlaps(subnet)) {
                     return Err(NetworkError::Invalid(format!(
                         "invalid pool request: subnet {subnet} overlaps with network {} ({}): pick another --subnet",
@@ -297,13 +302,13 @@ impl Networks {
     /// Removes network `name`: refused for the default one and while
     /// containers are on it; its bridge goes with it.
     pub fn remove(&self, name: &str) -> Result<Network, NetworkError> {
+        let _lock = self.lock()?;
         let network = self.get(name)?;
         if network.name == DEFAULT_NETWORK {
             return Err(NetworkError::Invalid(
                 "bridge is a pre-defined network and cannot be removed".to_string(),
             ));
         }
-        let _lock = self.lock()?;
         let leases = self.live_leases()?;
         let on_it: Vec<&str> = leases
             .iter()
@@ -422,7 +427,7 @@ impl Networks {
                     .collect(),
             })
             .collect();
-        firewall::apply(&rules)?;
+        firewall::apply(&rules, self.forwarding_was_off())?;
         for lease in &leases {
             let Some(network) = networks.iter().find(|n| n.name == lease.network) else {
                 continue;
@@ -439,6 +444,21 @@ impl Networks {
             rewrite_in_place(&lease.hosts_file, &text);
         }
         Ok(())
+    }
+
+    /// Whether IP forwarding was off before ferry first turned it on (kept in
+    /// ROOT/networks/forwarding, written the first time): then ferry drops the
+    /// forwarded traffic that is not its containers'.
+    fn forwarding_was_off(&self) -> bool {
+        let path = self.dir().join("forwarding");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => text.trim() == "off",
+            Err(_) => {
+                let off = firewall::forwarding_is_off();
+                let _ = self.write_atomically(&path, if off { b"off\n" } else { b"on\n" });
+                off
+            }
+        }
     }
 
     fn write_atomically(&self, path: &Path, bytes: &[u8]) -> Result<(), NetworkError> {
@@ -487,6 +507,15 @@ fn bridge_exists(bridge: &str) -> bool {
         .and_then(|mut host| host.link(bridge))
         .map(|link| link.is_some())
         .unwrap_or(false)
+}
+
+/// The id of a network ferry did not make with `network create` (the default
+/// bridge, and the host and none modes `network ls` lists): the same on every
+/// host, hex as any other id.
+pub fn fixed_id(name: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("ferry network {name}").as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// docker's rule for network names.
