@@ -121,13 +121,28 @@ pub fn guards(forwarding_was_off: bool) -> String {
 /// (or removes it when there are none), in one transaction; turns IP forwarding
 /// on; and where another engine's FORWARD chain drops by default, lets ferry's
 /// containers through it (and takes those rules away with the table).
-pub fn apply(networks: &[NetworkRules], forwarding_was_off: bool) -> Result<(), NetworkError> {
+///
+/// An nft transaction costs the kernel 10–20 ms, so when the script is the one
+/// applied last (`applied` keeps it: a container without published ports joining
+/// a network changes nothing) and the table is still there, nothing is loaded.
+pub fn apply(
+    networks: &[NetworkRules],
+    forwarding_was_off: bool,
+    applied: &std::path::Path,
+) -> Result<(), NetworkError> {
     let mut script = format!("table ip {TABLE} {{}}\ndelete table ip {TABLE}\n");
     if !networks.is_empty() {
         script.push_str(&ruleset(networks));
         script.push_str(&guards(forwarding_was_off));
     }
+    let unchanged = std::fs::read_to_string(applied).is_ok_and(|last| last == script);
+    let present = nft(&["list", "table", "ip", TABLE], None).is_ok();
+    if unchanged && present == !networks.is_empty() {
+        return Ok(());
+    }
+    let _ = std::fs::remove_file(applied);
     nft(&["-f", "-"], Some(&script))?;
+    let _ = std::fs::write(applied, &script);
     if networks.is_empty() {
         remove_from_dropping_forward();
     } else {

@@ -427,7 +427,11 @@ impl Networks {
                     .collect(),
             })
             .collect();
-        firewall::apply(&rules, self.forwarding_was_off())?;
+        firewall::apply(
+            &rules,
+            self.forwarding_was_off(),
+            &self.dir().join("applied.nft"),
+        )?;
         for lease in &leases {
             let Some(network) = networks.iter().find(|n| n.name == lease.network) else {
                 continue;

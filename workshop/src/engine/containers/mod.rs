@@ -343,10 +343,13 @@ impl Containers {
             super::sweep::remove_cgroups(&spec);
         }
         let _ = std::fs::remove_file(dir.join(runtime_state::STATE_FILE));
-        // Its veth, namespace file, lease and rules (chapter 10).
-        crate::network::netns::remove(&crate::network::Networks::netns_path(
-            &self.root, &record.id,
-        ));
+        // Its veth, namespace file, lease and rules (chapter 10): left only by a
+        // run that did not detach, whose namespace file is still there.
+        let netns = crate::network::Networks::netns_path(&self.root, &record.id);
+        if !netns.exists() {
+            return;
+        }
+        crate::network::netns::remove(&netns);
         if let Ok(mut host) = crate::network::netlink::Netlink::open() {
             let _ = crate::network::plumbing::disconnect(
                 &mut host,
