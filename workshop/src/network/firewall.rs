@@ -101,8 +101,9 @@ pub fn apply(
         script.push_str(&guards(forwarding_was_off));
     }
     let unchanged = std::fs::read_to_string(applied).is_ok_and(|last| last == script);
+    let wanted = !networks.is_empty();
     let present = nft(&["list", "table", "ip", TABLE], None).is_ok();
-    if unchanged && present == !networks.is_empty() {
+    if unchanged && present == wanted {
         return Ok(());
     }
     let _ = std::fs::remove_file(applied);
