@@ -139,7 +139,12 @@ pub fn apply(
     let wanted = !networks.is_empty();
     let present = nft(&["list", "table", "ip", TABLE], None).is_ok();
     if unchanged && present == wanted {
-        return Ok(());
+        // Another engine's dropping FORWARD chain may have come since.
+        return if wanted {
+            accept_in_dropping_forward()
+        } else {
+            Ok(())
+        };
     }
     let _ = std::fs::remove_file(applied);
     nft(&["-f", "-"], Some(&script))?;

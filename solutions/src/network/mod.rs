@@ -236,13 +236,13 @@ pub enum NetworkError {
     },
     #[error("network {network} has no free address left in {subnet}: remove containers or make a network with a larger --subnet")]
     Exhausted { network: String, subnet: Subnet },
-    #[error("{what} (netlink, see rtnetlink(7)): {source}; chapter 10 explains each step")]
+    #[error("failed to {what} (netlink, see rtnetlink(7)); chapter 10 explains each step")]
     Netlink {
         what: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Io {
         what: String,
         #[source]
