@@ -357,12 +357,22 @@ fn containers_on_a_user_network_find_each_other_by_name_but_not_across_networks(
         address.starts_with("10.86."),
         "a user network's subnet comes from 10.86.0.0/16: {address}"
     );
+    // --dns 127.0.0.1: busybox (no nsswitch.conf) asks DNS before /etc/hosts; a
+    // nameserver that refuses at once keeps the lookups quick and on loopback.
     let fetch = |url: &str| {
         format!("for i in 1 2 3 4 5 6 7 8 9 10; do timeout 3 wget -q -O - {url} && exit 0; sleep 0.3; done; exit 1")
     };
     for url in [format!("http://{web}/"), "http://www/".to_string()] {
         let out = host
-            .run(&["--network", &front, "sh", "-c", &fetch(&url)])
+            .run(&[
+                "--network",
+                &front,
+                "--dns",
+                "127.0.0.1",
+                "sh",
+                "-c",
+                &fetch(&url),
+            ])
             .output();
         out.assert_success();
         assert_eq!(
@@ -371,17 +381,32 @@ fn containers_on_a_user_network_find_each_other_by_name_but_not_across_networks(
             "{url} names the container on the same network\n{out}"
         );
     }
+    // A rename reaches the others' /etc/hosts.
+    let renamed = format!("site-{}", token());
+    host.engine(&["rename", &web, &renamed])
+        .output()
+        .assert_success();
+    let out = host
+        .run(&[
+            "--network",
+            &front,
+            "--dns",
+            "127.0.0.1",
+            "sh",
+            "-c",
+            &fetch(&format!("http://{renamed}/")),
+        ])
+        .output();
+    out.assert_success();
+    let web = renamed;
     let across = host
         .run(&[
             "--network",
             &back,
-            "timeout",
-            "3",
-            "wget",
-            "-q",
-            "-O",
-            "-",
-            &format!("http://{address}/"),
+            // Under sh (not exec'd: `; exit`): a PID 1 ignores the SIGTERM of timeout.
+            "sh",
+            "-c",
+            &format!("timeout 3 wget -q -O - http://{address}/; exit $?"),
         ])
         .output();
     assert_ne!(

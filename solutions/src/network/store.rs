@@ -401,6 +401,21 @@ impl Networks {
             .collect()
     }
 
+    /// Container `id` is now called `name`: its lease says so, and the others'
+    /// /etc/hosts files are rewritten.
+    pub fn rename(&self, id: &str, name: &str) -> Result<(), NetworkError> {
+        let _lock = self.lock()?;
+        let mut leases = self.live_leases()?;
+        if !leases.iter().any(|l| l.container == id) {
+            return Ok(());
+        }
+        for lease in leases.iter_mut().filter(|l| l.container == id) {
+            lease.name = name.to_string();
+        }
+        self.save_leases(&leases)?;
+        self.reconcile_locked(leases)
+    }
+
     /// Cleans up after holders that are gone and rewrites the rules and the
     /// /etc/hosts files from the leases that remain (takes the lock).
     pub fn reconcile(&self) -> Result<(), NetworkError> {

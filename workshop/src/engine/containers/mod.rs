@@ -473,6 +473,10 @@ impl Containers {
         }
         record.name = format!("/{new_name}");
         self.save(&record)?;
+        // Its new name in the other containers' /etc/hosts (chapter 10).
+        if let Err(error) = crate::network::Networks::new(&self.root).rename(&record.id, new_name) {
+            log::warn!("failed to rename {} on its network: {error}", record.id);
+        }
         Ok(record)
     }
 }
