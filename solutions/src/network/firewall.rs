@@ -137,25 +137,30 @@ pub fn apply(
     }
     let unchanged = std::fs::read_to_string(applied).is_ok_and(|last| last == script);
     let wanted = !networks.is_empty();
-    let present = nft(&["list", "table", "ip", TABLE], None).is_ok();
-    if unchanged && present == wanted {
-        // Another engine's dropping FORWARD chain may have come since.
-        return if wanted {
-            accept_in_dropping_forward()
-        } else {
-            Ok(())
-        };
+    // One look at the whole ruleset answers both questions: is ferry's table
+    // there, and does another engine's FORWARD chain drop?
+    let now = nft(&["list", "ruleset"], None).unwrap_or_default();
+    let present = now.contains(&format!("table ip {TABLE} {{"));
+    if !(unchanged && present == wanted) {
+        let _ = std::fs::remove_file(applied);
+        nft(&["-f", "-"], Some(&script))?;
+        let _ = std::fs::write(applied, &script);
     }
-    let _ = std::fs::remove_file(applied);
-    nft(&["-f", "-"], Some(&script))?;
-    let _ = std::fs::write(applied, &script);
-    if networks.is_empty() {
-        remove_from_dropping_forward();
-    } else {
-        super::plumbing::write_sysctl("net/ipv4/ip_forward", "1")?;
-        accept_in_dropping_forward()?;
+    if !wanted {
+        remove_from_dropping_forward(&now);
+        return Ok(());
     }
-    Ok(())
+    super::plumbing::write_sysctl("net/ipv4/ip_forward", "1")?;
+    // Another engine's dropping FORWARD chain may have come since the last change.
+    accept_in_dropping_forward(&now)
+}
+
+/// The `chain FORWARD` of table `ip filter` in the listed `ruleset`, if any.
+fn filter_forward(ruleset: &str) -> Option<&str> {
+    let table = &ruleset[ruleset.find("table ip filter {")?..];
+    let table = &table[..table.find("\n}").unwrap_or(table.len())];
+    let chain = &table[table.find("chain FORWARD {")?..];
+    Some(&chain[..chain.find("\n\t}").unwrap_or(chain.len())])
 }
 
 /// Whether IP forwarding is off now (read before ferry turns it on).
@@ -182,8 +187,8 @@ const FORWARD_ACCEPTS: &[&[&str]] = &[
 /// docker (and ufw) set the `ip filter FORWARD` chain to drop what they do not
 /// know: a drop in any chain wins, so ferry's containers would reach nothing.
 /// Like podman, ferry then adds its accept rules to that chain, once.
-fn accept_in_dropping_forward() -> Result<(), NetworkError> {
-    let Ok(chain) = nft(&["list", "chain", "ip", "filter", "FORWARD"], None) else {
+fn accept_in_dropping_forward(ruleset: &str) -> Result<(), NetworkError> {
+    let Some(chain) = filter_forward(ruleset) else {
         return Ok(()); // no such chain: nothing drops
     };
     if !chain.contains("policy drop") || chain.contains("comment \"ferry\"") {
@@ -199,7 +204,10 @@ fn accept_in_dropping_forward() -> Result<(), NetworkError> {
 }
 
 /// Takes ferry's accept rules out of another engine's FORWARD chain (by handle).
-fn remove_from_dropping_forward() {
+fn remove_from_dropping_forward(ruleset: &str) {
+    if !filter_forward(ruleset).is_some_and(|chain| chain.contains("comment \"ferry\"")) {
+        return;
+    }
     let Ok(chain) = nft(&["-a", "list", "chain", "ip", "filter", "FORWARD"], None) else {
         return;
     };
@@ -253,6 +261,15 @@ fn nft(args: &[&str], input: Option<&str>) -> Result<String, NetworkError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn another_engines_forward_chain_is_found_in_the_ruleset() {
+        let ruleset = "table ip filter {\n\tchain INPUT {\n\t\ttype filter hook input priority filter; policy accept;\n\t}\n\n\tchain FORWARD {\n\t\ttype filter hook forward priority filter; policy drop;\n\t\tiifname \"ferry*\" accept comment \"ferry\"\n\t}\n}\ntable ip ferry {\n}\n";
+        let chain = super::filter_forward(ruleset).unwrap();
+        assert!(chain.contains("policy drop") && chain.contains("comment \"ferry\""));
+        assert!(!chain.contains("INPUT"));
+        assert_eq!(super::filter_forward("table ip ferry {\n}\n"), None);
+    }
+
     use super::*;
     use crate::network::Protocol;
 
