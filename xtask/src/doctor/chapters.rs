@@ -45,7 +45,7 @@ impl Need {
             Need::Seccomp => "seccomp".into(),
             Need::Overlay => "overlayfs".into(),
             Need::Registry => "docker-registry".into(),
-            Need::Firewall => "iptables or nft".into(),
+            Need::Firewall => "nft (nftables)".into(),
             Need::Iproute => "ip".into(),
         }
     }
@@ -62,7 +62,7 @@ impl Need {
             Need::Seccomp => host.seccomp,
             Need::Overlay => host.overlay != Overlay::Missing,
             Need::Registry => host.registry,
-            Need::Firewall => host.iptables.is_some() || host.nft.is_some(),
+            Need::Firewall => host.nft.is_some(),
             Need::Iproute => host.ip.is_some(),
         }
     }

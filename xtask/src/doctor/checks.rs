@@ -172,9 +172,12 @@ fn firewall_check(host: &Host) -> Check {
         .flatten()
         .map(|path| path.display().to_string())
         .collect();
-    if found.is_empty() {
-        Check::warn("firewall", "no iptables nor nft (needed from chapter 10)")
-            .with_fix("sudo apt-get install iptables")
+    if host.nft.is_none() {
+        Check::warn(
+            "firewall",
+            "no nft: chapter 10 loads its NAT and port rules with it",
+        )
+        .with_fix("sudo apt-get install nftables")
     } else {
         Check::ok("firewall", found.join(", "))
     }
