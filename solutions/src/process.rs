@@ -188,6 +188,41 @@ pub fn start_time(pid: i32) -> Option<u64> {
     after_name.split_whitespace().nth(22 - 3)?.parse().ok()
 }
 
+/// A process named so that a reused pid is not taken for it: pid and start time
+/// (field 22 of /proc/PID/stat). Containers' supervisors and first processes
+/// (chapter 8) and the holders of network leases (chapter 10) are named so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ProcessRef {
+    pub pid: i32,
+    pub start_time: u64,
+}
+
+impl ProcessRef {
+    /// The calling process.
+    pub fn me() -> ProcessRef {
+        let pid = std::process::id() as i32;
+        ProcessRef {
+            pid,
+            start_time: start_time(pid).unwrap_or(0),
+        }
+    }
+
+    /// Process `pid`, if it exists now.
+    pub fn of(pid: i32) -> Option<ProcessRef> {
+        Some(ProcessRef {
+            pid,
+            start_time: start_time(pid)?,
+        })
+    }
+
+    /// Whether it still runs: the same process (not a reused pid) and not a
+    /// zombie (its parent may be slow to reap it).
+    pub fn runs(&self) -> bool {
+        start_time(self.pid) == Some(self.start_time) && !is_zombie(self.pid)
+    }
+}
+
 /// A process as `top` lists it (`ps -ef`'s columns).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessInfo {

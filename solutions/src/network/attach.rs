@@ -85,10 +85,8 @@ pub fn attach(state_root: &Path, request: &Request) -> Result<Attachment, Networ
     };
     let path = Networks::netns_path(state_root, &request.id);
     let network_name = match &request.mode {
-        Mode::None | Mode::Host => {
-            write_hosts(request, None);
-            return Ok(attachment);
-        }
+        // Their /etc/hosts is the one `prepare` wrote: no address to add.
+        Mode::None | Mode::Host => return Ok(attachment),
         Mode::Container(_) => {
             let from = request.share_from.as_ref().ok_or_else(|| {
                 NetworkError::Invalid("container: needs a running container".to_string())
@@ -98,7 +96,6 @@ pub fn attach(state_root: &Path, request: &Request) -> Result<Attachment, Networ
             netns::remove(&path); // a leftover of a killed run
             netns::share(from, &path)?;
             attachment.netns = Some(path);
-            write_hosts(request, None);
             return Ok(attachment);
         }
         Mode::Bridge(name) => name,
@@ -203,12 +200,6 @@ fn reserve(port: &PortRequest) -> Result<(Reserved, PortBinding), NetworkError> 
             protocol: port.protocol,
         },
     ))
-}
-
-/// The container's /etc/hosts without a network's names.
-fn write_hosts(request: &Request, address: Option<Ipv4Addr>) {
-    let text = (request.hosts)(&request.hostname, address, &request.extra_hosts);
-    let _ = std::fs::write(&request.hosts_file, text);
 }
 
 impl Attachment {

@@ -62,31 +62,8 @@ impl Network {
     }
 }
 
-/// The process that holds a lease.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Holder {
-    pub pid: i32,
-    pub start_time: u64,
-}
-
-impl Holder {
-    /// This process.
-    pub fn me() -> Holder {
-        let pid = std::process::id() as i32;
-        Holder {
-            pid,
-            start_time: crate::process::start_time(pid).unwrap_or(0),
-        }
-    }
-
-    /// Whether it still runs (the same process, not a reused pid, and not a
-    /// zombie: a killed supervisor's parent may be slow to reap it).
-    pub fn alive(&self) -> bool {
-        crate::process::start_time(self.pid) == Some(self.start_time)
-            && !crate::process::is_zombie(self.pid)
-    }
-}
+/// The process that holds a lease (the container's supervisor).
+pub use crate::process::ProcessRef as Holder;
 
 /// One container on one network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -366,7 +343,7 @@ impl Networks {
     /// Call with the lock held.
     pub fn live_leases(&self) -> Result<Vec<Lease>, NetworkError> {
         let (live, stale): (Vec<Lease>, Vec<Lease>) =
-            self.leases()?.into_iter().partition(|l| l.holder.alive());
+            self.leases()?.into_iter().partition(|l| l.holder.runs());
         if !stale.is_empty() {
             let mut host =
                 Netlink::open().map_err(NetworkError::netlink("open a netlink socket"))?;
@@ -427,9 +404,16 @@ impl Networks {
     /// [`Networks::reconcile`] with the lock held and the live leases read.
     pub fn reconcile_locked(&self, leases: Vec<Lease>) -> Result<(), NetworkError> {
         let networks = self.list()?;
+        // The networks whose bridge exists here (one look at the links).
+        let links: Vec<String> = Netlink::open()
+            .and_then(|mut host| host.links())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|link| link.name)
+            .collect();
         let rules: Vec<NetworkRules> = networks
             .iter()
-            .filter(|network| bridge_exists(&network.bridge))
+            .filter(|network| links.contains(&network.bridge))
             .map(|network| NetworkRules {
                 bridge: network.bridge.clone(),
                 subnet: network.subnet,
@@ -515,15 +499,6 @@ fn rewrite_in_place(path: &Path, text: &str) {
     if let Ok(mut file) = file {
         let _ = file.write_all(text.as_bytes());
     }
-}
-
-/// Whether the link `bridge` exists in this network namespace (/sys/class/net
-/// is this namespace's when sysfs was mounted in it; netlink asks otherwise).
-fn bridge_exists(bridge: &str) -> bool {
-    Netlink::open()
-        .and_then(|mut host| host.link(bridge))
-        .map(|link| link.is_some())
-        .unwrap_or(false)
 }
 
 /// The id of a network ferry did not make with `network create` (the default

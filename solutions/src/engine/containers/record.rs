@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 use super::{CreateRequest, RestartPolicy};
 use crate::clock;
 use crate::engine::Prepared;
-use crate::runtime::state as runtime_state;
 
 /// docker's "no time yet".
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -56,33 +55,7 @@ impl std::str::FromStr for Status {
     }
 }
 
-/// A process named so that a reused pid is not taken for it: pid and start time
-/// (field 22 of /proc/PID/stat).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ProcessRef {
-    pub pid: i32,
-    pub start_time: u64,
-}
-
-impl ProcessRef {
-    /// The calling process.
-    pub fn me() -> ProcessRef {
-        let pid = std::process::id() as i32;
-        ProcessRef {
-            pid,
-            start_time: runtime_state::process_start_time(pid).unwrap_or(0),
-        }
-    }
-
-    /// Process `pid`, if it exists now.
-    pub fn of(pid: i32) -> Option<ProcessRef> {
-        Some(ProcessRef {
-            pid,
-            start_time: runtime_state::process_start_time(pid)?,
-        })
-    }
-}
+pub use crate::process::ProcessRef;
 
 /// The record's `State`, as docker's inspect has it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
