@@ -1,13 +1,15 @@
-//! Extended attributes: setxattr(2) and getxattr(2), which nix does not wrap.
+//! Extended attributes: setxattr(2), getxattr(2) and listxattr(2), which nix does not
+//! wrap.
 //!
 //! fsetxattr(2) refuses an `O_PATH` descriptor, and the engine holds `O_PATH`
-//! descriptors (see the `safe_path` module), of symlinks and device nodes too. So both
+//! descriptors (see the `safe_path` module), of symlinks and device nodes too. So all
 //! calls go through the descriptor's magic link, `/proc/self/fd/N`: the kernel jumps
 //! from it to exactly the file the descriptor refers to and follows nothing further —
 //! a symlink's own attributes are set, never its target's.
 
-use std::ffi::CString;
+use std::ffi::{CString, OsString};
 use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::ffi::OsStringExt;
 
 /// The NUL-terminated `/proc/self/fd/N` of `file`, and `name` as a C string.
 fn c_strings(file: BorrowedFd<'_>, name: &str) -> nix::Result<(CString, CString)> {
@@ -61,4 +63,24 @@ pub fn get_xattr(file: BorrowedFd<'_>, name: &str) -> nix::Result<Option<Vec<u8>
         Err(nix::errno::Errno::ENODATA) => Ok(None),
         Err(error) => Err(error),
     }
+}
+
+/// The names of the extended attributes of the file `file` refers to (see
+/// [listxattr(2)](https://man7.org/linux/man-pages/man2/listxattr.2.html)), in the
+/// order the filesystem gives them. `file` may be an `O_PATH` descriptor.
+pub fn list_xattrs(file: BorrowedFd<'_>) -> nix::Result<Vec<OsString>> {
+    let path = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .map_err(|_| nix::errno::Errno::EINVAL)?;
+    // XATTR_LIST_MAX: no list is longer, so one call always fits.
+    let mut list = vec![0u8; 64 * 1024];
+    // SAFETY: `path` is a valid NUL-terminated string and `list` a writable buffer
+    // of `list.len()` bytes; the kernel writes at most that many.
+    let result = unsafe { libc::listxattr(path.as_ptr(), list.as_mut_ptr().cast(), list.len()) };
+    let len = nix::errno::Errno::result(result)? as usize;
+    // The names, each NUL-terminated, one after the other.
+    Ok(list[..len]
+        .split(|byte| *byte == 0)
+        .filter(|name| !name.is_empty())
+        .map(|name| OsString::from_vec(name.to_vec()))
+        .collect())
 }
