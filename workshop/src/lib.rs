@@ -11,6 +11,7 @@
 pub mod cgroups;
 pub mod cli;
 pub mod clock;
+pub mod dockerfile;
 pub mod engine;
 pub mod env;
 pub mod errors;

@@ -205,7 +205,7 @@ fn relative(path: &Path) -> PathBuf {
 /// `path` (absolute, or relative to the root) with `.` and `..` worked out by
 /// its text alone, `..` stopping at `/`: where a symlink's target lies when every
 /// directory before it is a real one.
-fn lexically_in_root(path: &Path) -> PathBuf {
+pub fn lexically_in_root(path: &Path) -> PathBuf {
     let mut clean = PathBuf::from("/");
     for component in path.components() {
         match component {

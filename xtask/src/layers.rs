@@ -18,6 +18,7 @@ mod tests {
         ("registry", 2),
         ("cgroups", 1),
         ("clock", 1),
+        ("dockerfile", 1),
         ("images", 1),
         ("env", 1),
         ("id", 1),

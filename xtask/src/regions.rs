@@ -148,9 +148,16 @@ impl Region {
     /// The default stub: what the student sees and what a panic reports
     /// (`chapter 1 (filesystem) is not done yet: ...`, see errors::describe_panic).
     pub fn todo(&self, slug: &str, topic: &str) -> String {
+        // todo!() takes a format string: a title's braces (`${NAME:-word}`) are doubled.
+        let title = self
+            .title
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('{', "{{")
+            .replace('}', "}}");
         format!(
-            "todo!(\"chapter {} ({topic}): {} — see chapters/{slug}.md\")",
-            self.chapter, self.title
+            "todo!(\"chapter {} ({topic}): {title} — see chapters/{slug}.md\")",
+            self.chapter
         )
     }
 

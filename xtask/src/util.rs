@@ -128,6 +128,9 @@ pub const BUSYBOX: (&str, &str) = ("/bin/busybox", "busybox-static");
 pub const SKOPEO: (&str, &str) = ("/usr/bin/skopeo", "skopeo");
 pub const UMOCI: (&str, &str) = ("/usr/bin/umoci", "umoci");
 pub const PODMAN: (&str, &str) = ("/usr/bin/podman", "podman");
+/// For chapter 11's podman test: crun (podman's default here) refuses the
+/// cgroup v1 hybrid layout, runc runs on it.
+pub const RUNC: (&str, &str) = ("/usr/sbin/runc", "runc");
 /// For chapter 7: the CNCF distribution registry, started by the tests and the demo.
 pub const REGISTRY: (&str, &str) = ("/usr/bin/docker-registry", "docker-registry");
 /// For chapter 10: nft loads ferry's NAT and port rules; ip (iproute2) and
@@ -139,8 +142,9 @@ pub const IPROUTE: (&str, &str) = ("/usr/bin/ip", "iproute2");
 /// takes the pictures.
 pub const CHROMIUM: (&str, &str) = ("/usr/bin/chromium", "chromium");
 /// Everything the chapter tests need.
-pub const PACKAGES: &[(&str, &str)] =
-    &[BUSYBOX, SKOPEO, UMOCI, PODMAN, REGISTRY, NFTABLES, IPROUTE];
+pub const PACKAGES: &[(&str, &str)] = &[
+    BUSYBOX, SKOPEO, UMOCI, PODMAN, RUNC, REGISTRY, NFTABLES, IPROUTE,
+];
 
 /// Installs the missing packages with apt-get (update first; waits for the apt lock).
 pub fn ensure_packages(packages: &[(&str, &str)]) -> Result<()> {

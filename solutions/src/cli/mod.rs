@@ -3,6 +3,7 @@
 //! own environment and files for the engine, turns flags into the engine's options,
 //! and is the only place that prints errors, hints and exit codes.
 
+mod build;
 pub mod container;
 pub mod exec;
 pub mod image;
@@ -103,6 +104,12 @@ pub enum Command {
     Rmi(image::RmiArgs),
     /// Show how an image was made
     History(image::HistoryArgs),
+    /// Build an image from a Dockerfile
+    Build(Box<build::BuildArgs>),
+    /// Manage the build cache
+    Builder(build::BuilderArgs),
+    /// Create a new image from a container's changes
+    Commit(build::CommitArgs),
     /// Download an image from a registry
     Pull(registry::PullArgs),
     /// Upload an image to a registry
@@ -187,6 +194,9 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
         Command::Tag(args) => image::tag(&args, &state_root),
         Command::Rmi(args) => image::rmi(&args, &state_root),
         Command::History(args) => image::history(&args, &state_root),
+        Command::Build(args) => build::build(&args, &state_root),
+        Command::Builder(args) => build::builder(&args, &state_root),
+        Command::Commit(args) => build::commit(&args, &state_root),
         Command::Pull(args) => registry::pull(&args, &state_root),
         Command::Push(args) => registry::push(&args, &state_root),
         Command::Login(args) => registry::login(&args, &state_root),

@@ -7,6 +7,7 @@
 //! directory, write the spec into it (`config.json`), then the runtime's create,
 //! start, wait and delete.
 
+pub mod build;
 pub mod bundle;
 pub mod containers;
 pub mod defaults;

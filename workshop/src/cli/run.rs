@@ -245,6 +245,8 @@ pub enum CliError {
     Reported(crate::engine::containers::supervisor::Failure),
     #[error("{0}")]
     Template(String),
+    #[error(transparent)]
+    Build(crate::engine::build::BuildError),
     #[error("{0}")]
     Terminal(String),
 }
@@ -533,7 +535,8 @@ impl CliError {
             | CliError::Image(_)
             | CliError::Registry(_)
             | CliError::Container(_)
-            | CliError::Template(_) => 1,
+            | CliError::Template(_)
+            | CliError::Build(_) => 1,
             _ => EXIT_ENGINE_FAILED,
         }
     }
@@ -545,6 +548,7 @@ impl CliError {
             CliError::Engine(error) => engine_hint(error),
             CliError::Reported(failure) => failure.hint.clone(),
             CliError::Container(error) | CliError::RunContainer(error) => container_hint(error),
+            CliError::Build(error) => error.hint(),
             _ => None,
         }
     }

@@ -395,6 +395,7 @@ pub fn import(
     let (os, architecture, _) = this_platform();
     let config = ImageConfig {
         created: Some(created.clone()),
+        author: None,
         architecture: architecture.to_string(),
         os: os.to_string(),
         config: Some(Default::default()),

@@ -585,6 +585,17 @@ impl Store {
                 }
             }
         }
+        // A build's intermediate step (chapter 11) is a manifest the index does not
+        // list: named by its full digest, it is found all the same.
+        if let Some(digest) = text
+            .strip_prefix("sha256:")
+            .filter(|hex| hex.len() == 64)
+            .and_then(|_| Digest::parse(text).ok())
+        {
+            if self.has_blob(&digest) {
+                return self.image_of_manifest(&digest);
+            }
+        }
         let reference = Reference::parse(text).map_err(ImageError::Reference)?;
         images
             .into_iter()
@@ -605,6 +616,85 @@ impl Store {
             .ok_or_else(|| ImageError::NotFound {
                 name: text.to_string(),
             })
+    }
+
+    /// The image whose manifest is the stored blob `digest`, listed in the index
+    /// or not (a build's step), without names.
+    pub fn image_of_manifest(&self, digest: &Digest) -> Result<Image, ImageError> {
+        let manifest = self.read_json::<Manifest>(digest, "manifest")?;
+        let config = self.read_json::<ImageConfig>(&manifest.config.digest, "image config")?;
+        Ok(Image {
+            names: Vec::new(),
+            manifest_digest: digest.clone(),
+            manifest,
+            config,
+        })
+    }
+
+    /// Stores an image made here (a build's step, a commit): its config and its
+    /// manifest over `layers` (already stored). Returns its manifest's descriptor;
+    /// [`Store::add_image`] names it.
+    pub fn write_image(
+        &self,
+        config: &ImageConfig,
+        layers: &[Descriptor],
+    ) -> Result<Descriptor, ImageError> {
+        let config = self.put_json(config, oci::MEDIA_OCI_CONFIG)?;
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: Some(oci::MEDIA_OCI_MANIFEST.to_string()),
+            config,
+            layers: layers.to_vec(),
+        };
+        self.put_json(&manifest, oci::MEDIA_OCI_MANIFEST)
+    }
+
+    /// The build cache's records: `build-cache/KEY` holds the manifest digest of
+    /// the step whose cache key is KEY. They keep what they name from garbage
+    /// collection, as the index does.
+    fn cache_dir(&self) -> PathBuf {
+        self.dir.join("build-cache")
+    }
+
+    /// The manifest a build step with cache key `key` made, if it is still here.
+    pub fn cached_step(&self, key: &Digest) -> Option<Digest> {
+        let text = std::fs::read_to_string(self.cache_dir().join(key.hex())).ok()?;
+        let digest = Digest::parse(text.trim()).ok()?;
+        self.has_blob(&digest).then_some(digest)
+    }
+
+    /// Records that the step with cache key `key` made the manifest `manifest`.
+    pub fn cache_step(&self, key: &Digest, manifest: &Digest) -> Result<(), ImageError> {
+        let dir = self.cache_dir();
+        std::fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
+        let temp = self.temp_path("cache")?;
+        std::fs::write(&temp, manifest.to_string()).map_err(io_error("write", &temp))?;
+        let path = dir.join(key.hex());
+        std::fs::rename(&temp, &path).map_err(io_error("rename", &path))
+    }
+
+    /// Forgets the build cache (`builder prune`); garbage collection then removes
+    /// what only the cache kept. Returns how many records went.
+    pub fn clear_cache(&self) -> Result<usize, ImageError> {
+        let dir = self.cache_dir();
+        let mut removed = 0;
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            std::fs::remove_file(entry.path()).map_err(io_error("remove", &entry.path()))?;
+            removed += 1;
+        }
+        self.collect_garbage()?;
+        Ok(removed)
+    }
+
+    /// The manifests the build cache names.
+    fn cached_manifests(&self) -> Vec<Digest> {
+        std::fs::read_dir(self.cache_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .filter_map(|text| Digest::parse(text.trim()).ok())
+            .collect()
     }
 
     /// Removes the name `reference` from its image; the image itself goes when it
@@ -651,10 +741,15 @@ impl Store {
         let index = self.read_index()?;
         let mut blobs = Vec::new();
         let mut chains = Vec::new();
-        for entry in &index.manifests {
+        let roots = index
+            .manifests
+            .iter()
+            .map(|entry| entry.digest.clone())
+            .chain(self.cached_manifests());
+        for root in roots {
             // A broken entry keeps what it still names.
-            blobs.push(entry.digest.hex().to_string());
-            let Ok(manifest) = self.read_json::<Manifest>(&entry.digest, "manifest") else {
+            blobs.push(root.hex().to_string());
+            let Ok(manifest) = self.read_json::<Manifest>(&root, "manifest") else {
                 continue;
             };
             blobs.push(manifest.config.digest.hex().to_string());

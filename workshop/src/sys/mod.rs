@@ -22,4 +22,4 @@ pub use signal::reset_signal_dispositions;
 pub use terminal::{
     open_peer, receive_fd, set_controlling_terminal, set_window_size, window_size, WindowSize,
 };
-pub use xattr::{get_xattr, set_xattr};
+pub use xattr::{get_xattr, list_xattrs, set_xattr};

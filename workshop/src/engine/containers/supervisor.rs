@@ -231,6 +231,35 @@ pub fn run_attached(containers: &Containers, record: &Record) -> Result<Exit, En
     Ok(exit)
 }
 
+/// Runs container `record` in this process with its output handed to `output`
+/// as it comes and /dev/null as its stdin: a build's RUN step. The record stays
+/// (the caller reads its upper directory, then removes it).
+pub fn run_captured(
+    containers: &Containers,
+    record: &Record,
+    output: OutputSink,
+) -> Result<Exit, EngineError> {
+    let me = ProcessRef::me();
+    let claimed = containers.update(&record.id, |record| {
+        record.supervision.supervisor = Some(me);
+        record.supervision.logged = false;
+    });
+    let record = claimed.map_err(store_error)?;
+    let ran = run_once(containers, &record, Capture::Output(output), &mut None);
+    let ended = match &ran {
+        Ok(exit) => record_exit(containers, &record.id, *exit, false).map(drop),
+        Err(error) => {
+            let failure = failure(crate::errors::chain(error));
+            record_failure(containers, &record.id, &failure, false)
+        }
+    };
+    let released = containers.release(&record.id);
+    let exit = ran?;
+    released.map_err(store_error)?;
+    ended.map_err(store_error)?;
+    Ok(exit)
+}
+
 /// A store error on the engine's path, as an engine error.
 fn store_error(error: ContainerError) -> EngineError {
     match error {
@@ -248,12 +277,41 @@ fn failure(message: String) -> Failure {
 }
 
 /// Where the container's stdout and stderr go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Capture {
     /// Pipes read into the log (a supervisor).
     Log,
     /// This process's own (an attached run).
     Inherit,
+    /// Pipes read into a callback (a build's RUN step); stdin is /dev/null.
+    Output(OutputSink),
+}
+
+/// Where a build step's output goes, chunk by chunk, as it comes.
+pub type OutputSink = Box<dyn FnMut(Stream, &[u8]) + Send>;
+
+/// What the copier thread writes the container's output into.
+enum Sink {
+    Log(LogWriter),
+    Callback(OutputSink),
+}
+
+impl Sink {
+    fn write(&mut self, stream: Stream, bytes: &[u8]) {
+        match self {
+            Sink::Log(log) => {
+                if let Err(error) = log.write(stream, bytes, SystemTime::now()) {
+                    log::warn!("failed to write the container's log: {error}");
+                }
+            }
+            Sink::Callback(callback) => callback(stream, bytes),
+        }
+    }
+
+    fn finish(self) {
+        if let Sink::Log(mut log) = self {
+            let _ = log.flush(SystemTime::now());
+        }
+    }
 }
 
 /// One run of the container: the runtime's create, start, wait and delete, the
@@ -278,7 +336,7 @@ fn run_once(
     let settings = NetworkSettings::of(&attachment, &record.supervision.network.aliases);
     let (mut container, copier) = match capture {
         Capture::Inherit => (crate::engine::create_process(&dir, &spec, no_pivot)?, None),
-        Capture::Log if spec.process.terminal => {
+        Capture::Log | Capture::Output(_) if spec.process.terminal => {
             // The container's terminal: its master here, served to `attach`.
             let store_error = |what: &str, error: std::io::Error| {
                 EngineError::Store(format!("failed to {what}: {error}"))
@@ -294,7 +352,7 @@ fn run_once(
             let copier = std::thread::spawn(move || attach::serve(master, listener, log));
             (container, Some(copier))
         }
-        Capture::Log => {
+        Capture::Log | Capture::Output(_) => {
             let pipe_error = |source| {
                 EngineError::Store(format!(
                     "failed to make the container's output pipes: {source}"
@@ -302,26 +360,58 @@ fn run_once(
             };
             let (out_read, out_write) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(pipe_error)?;
             let (err_read, err_write) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(pipe_error)?;
-            // The runtime's child inherits fds 1 and 2: the pipes, for the clone only.
+            // The runtime's child inherits fds 0, 1 and 2: the pipes (and, for a
+            // build step, /dev/null as stdin, not the build's own), for the clone only.
             let saved = copy_of(std::io::stderr().as_fd()).map_err(|error| {
                 EngineError::Store(format!("failed to save the supervisor's stderr: {error}"))
             })?;
+            let building = matches!(capture, Capture::Output(_));
+            let saved_stdin = if building {
+                Some(copy_of(std::io::stdin().as_fd()).map_err(|error| {
+                    EngineError::Store(format!("failed to save the build's stdin: {error}"))
+                })?)
+            } else {
+                None
+            };
+            let null = File::options().read(true).write(true).open("/dev/null");
+            if let (true, Ok(null)) = (building, &null) {
+                let _ = dup2(null.as_raw_fd(), 0);
+            }
+            let saved_stdout = if building {
+                Some(copy_of(std::io::stdout().as_fd()).map_err(|error| {
+                    EngineError::Store(format!("failed to save the build's stdout: {error}"))
+                })?)
+            } else {
+                None
+            };
             let _ = dup2(out_write.as_raw_fd(), 1);
             let _ = dup2(err_write.as_raw_fd(), 2);
             let created = crate::engine::create_process(&dir, &spec, no_pivot);
-            if let Ok(null) = File::options().write(true).open("/dev/null") {
-                let _ = dup2(null.as_raw_fd(), 1);
+            match (&saved_stdout, &null) {
+                (Some(stdout), _) => {
+                    let _ = dup2(stdout.as_raw_fd(), 1);
+                }
+                (None, Ok(null)) => {
+                    let _ = dup2(null.as_raw_fd(), 1);
+                }
+                (None, Err(_)) => {}
             }
             let _ = dup2(saved.as_raw_fd(), 2);
+            if let Some(stdin) = &saved_stdin {
+                let _ = dup2(stdin.as_raw_fd(), 0);
+            }
             drop((out_write, err_write)); // the child's copies are the only writers now
             let container = created?;
-            let log = LogWriter::open(&record.log_path).map_err(|source| {
-                EngineError::Store(format!(
-                    "failed to open the log {}: {source}",
-                    record.log_path.display()
-                ))
-            })?;
-            let copier = std::thread::spawn(move || copy_output(out_read, err_read, log));
+            let sink = match capture {
+                Capture::Output(callback) => Sink::Callback(callback),
+                _ => Sink::Log(LogWriter::open(&record.log_path).map_err(|source| {
+                    EngineError::Store(format!(
+                        "failed to open the log {}: {source}",
+                        record.log_path.display()
+                    ))
+                })?),
+            };
+            let copier = std::thread::spawn(move || copy_output(out_read, err_read, sink));
             (container, Some(copier))
         }
     };
@@ -367,8 +457,8 @@ fn run_once(
     Ok(exit)
 }
 
-/// Copies the container's stdout and stderr into the log until both end.
-fn copy_output(stdout: OwnedFd, stderr: OwnedFd, mut log: LogWriter) {
+/// Copies the container's stdout and stderr into `sink` until both end.
+fn copy_output(stdout: OwnedFd, stderr: OwnedFd, mut sink: Sink) {
     let mut open = [Some(stdout), Some(stderr)];
     let mut buffer = vec![0u8; 64 * 1024];
     while open.iter().any(Option::is_some) {
@@ -401,17 +491,13 @@ fn copy_output(stdout: OwnedFd, stderr: OwnedFd, mut log: LogWriter) {
             };
             match nix::unistd::read(fd.as_raw_fd(), &mut buffer) {
                 Ok(0) | Err(nix::errno::Errno::EBADF) => open[i] = None,
-                Ok(n) => {
-                    if let Err(error) = log.write(stream, &buffer[..n], SystemTime::now()) {
-                        log::warn!("failed to write the container's log: {error}");
-                    }
-                }
+                Ok(n) => sink.write(stream, &buffer[..n]),
                 Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => {}
                 Err(_) => open[i] = None,
             }
         }
     }
-    let _ = log.flush(SystemTime::now());
+    sink.finish();
 }
 
 /// Records how a run ended; with `again`, that it restarts (one more restart

@@ -56,9 +56,11 @@
 //! The pass is in two files: `stream.rs`, the bytes from the blob to the tar parser
 //! (hashed, decompressed, counted), and `entries.rs`, what each entry becomes in the
 //! layer directory. This file holds the types callers see and [`apply`], which joins
-//! the two.
+//! the two. `snapshot.rs` goes the other way (chapter 11): an overlay's upper
+//! directory written out as a layer.
 
 mod entries;
+pub mod snapshot;
 mod stream;
 
 /// The tar parser's extension headers, capped: the archive reader needs them too.

@@ -1,0 +1,5 @@
+FROM alpine:3.20
+ENV APP_HOME=/srv/app
+ENV APP_MODE
+WORKDIR $APP_HOME
+CMD ["sh"]
