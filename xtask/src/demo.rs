@@ -289,6 +289,79 @@ pub fn run() -> Result<()> {
     }
     demo.engine(&["rm", "-f", "demo-site"])?;
     let _ = std::fs::remove_dir_all(&site);
+
+    section(
+        "Chapter 11 — building images",
+        "the meetup's hello server as a multi-stage Dockerfile: a build stage writes the page, a final stage from scratch carries only busybox and the page:",
+    );
+    let tarball = demo.state.with_file_name("rootfs.tar");
+    util::run(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&demo.rootfs)
+            .arg("-cf")
+            .arg(&tarball)
+            .arg("."),
+    )?;
+    demo.engine(&["import", &tarball.to_string_lossy(), "demo/busybox:1"])?;
+    let _ = std::fs::remove_file(&tarball);
+    let context = demo.state.with_file_name("hello");
+    std::fs::create_dir_all(&context)?;
+    let dockerfile = "FROM demo/busybox:1 AS build\n\
+RUN mkdir -p /out/www && echo '<h1>hello from an image ferry built</h1>' > /out/www/index.html\n\
+\n\
+FROM scratch\n\
+COPY --from=build /bin/busybox /bin/busybox\n\
+COPY --from=build /out/www /www\n\
+EXPOSE 80\n\
+CMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"80\", \"-h\", \"/www\"]\n";
+    std::fs::write(context.join("Dockerfile"), dockerfile)?;
+    println!("\n$ cat hello/Dockerfile\n{dockerfile}");
+    let context_arg = context.to_string_lossy().into_owned();
+    demo.engine(&[
+        "build",
+        "--progress",
+        "plain",
+        "--cgroup-parent",
+        CGROUP_PARENT,
+        "-t",
+        "demo/hello:1",
+        &context_arg,
+    ])?;
+    demo.engine(&["history", "demo/hello:1"])?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let publish = format!("127.0.0.1:{port}:80");
+    demo.engine(&[
+        "run",
+        "-d",
+        "--name",
+        "demo-hello",
+        "-p",
+        &publish,
+        "--cgroup-parent",
+        CGROUP_PARENT,
+        "demo/hello:1",
+    ])?;
+    println!("\n$ curl http://127.0.0.1:{port}/");
+    match http_get("127.0.0.1", port) {
+        Ok(body) => print!("{body}"),
+        Err(error) => println!("(no answer: {error})"),
+    }
+    demo.engine(&["rm", "-f", "demo-hello"])?;
+    println!("\nRebuilt, every step comes from the cache:");
+    demo.engine(&[
+        "build",
+        "--progress",
+        "plain",
+        "--cgroup-parent",
+        CGROUP_PARENT,
+        "-t",
+        "demo/hello:1",
+        &context_arg,
+    ])?;
+    let _ = std::fs::remove_dir_all(&context);
     if !bridge_before {
         // A real engine keeps its bridge (as docker keeps docker0); the demo leaves
         // the host as it found it.
