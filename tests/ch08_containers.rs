@@ -143,6 +143,14 @@ fn stop_sends_sigterm_first_and_a_container_that_handles_it_ends_in_time() {
         .output()
         .assert_stdout_contains("bye");
     host.engine(&["rm", "polite"]).output().assert_success();
+    // A `--rm` container is removed as it stops: for `stop` that is success.
+    detached(&host, &["--rm", "--name", "gone", "sh", "-c", script]);
+    wait_until("it runs", || status(&host, "gone") == "running");
+    host.engine(&["stop", "-t", "30", "gone"])
+        .output()
+        .assert_success();
+    let ps = host.engine(&["ps", "-a", "-q"]).output();
+    assert_eq!(ps.stdout.trim(), "", "the --rm container is removed");
 }
 
 #[test]

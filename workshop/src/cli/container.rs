@@ -359,8 +359,11 @@ pub(super) fn wait_for_supervisor(
             let _ = stop::wait_for(&supervisor, Duration::from_secs(15));
         }
     }
-    containers.get(&record.id)?;
-    Ok(())
+    // A `--rm` container is gone once its supervisor is: that is its normal end.
+    match containers.get(&record.id) {
+        Err(_) if record.host_config.auto_remove => Ok(()),
+        other => other.map(drop).map_err(CliError::from),
+    }
 }
 
 /// `stop`.
