@@ -96,6 +96,7 @@ ARG GREETING=hello
 ENV SAID={said} \
     GREETING_COPY=${{GREETING}}-world
 LABEL org.example.token="{said}" "two words"=yes
+ENV FALLBACK=${{UNSET:-used}} EMPTY= ALT=${{GREETING:+set}} NONE=${{UNSET:+never}} KEPT=${{EMPTY-kept}} '$QUOTED'="$SAID 'x'"
 WORKDIR /app
 COPY --chown=1000:1000 --chmod=0750 tool.sh ./
 COPY data/ /srv/data/
@@ -168,6 +169,28 @@ CMD ["from-cmd"]
     assert!(
         env.contains(&format!("SAID={said}")) && !env.contains("GREETING="),
         "ARGs stay out of the image: {env}"
+    );
+    let expanded: Vec<&str> = run["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e.as_str())
+        .filter(|e| {
+            ["FALLBACK=", "ALT=", "NONE=", "KEPT=", "$QUOTED="]
+                .iter()
+                .any(|k| e.starts_with(k))
+        })
+        .collect();
+    assert_eq!(
+        expanded,
+        [
+            "FALLBACK=used",
+            "ALT=set",
+            "NONE=",
+            "KEPT=kept",
+            &format!("$QUOTED={said} 'x'")
+        ],
+        "${{VAR:-word}}, ${{VAR:+word}}, ${{VAR-word}} and quotes, as docker expands them, with the values from before the ENV"
     );
     // A child build runs the ONBUILD trigger right after its FROM.
     let child = context(&host, &format!("FROM {name}\nRUN true\n"), &[]);

@@ -199,9 +199,14 @@ impl StageState {
     pub fn apply_metadata(&mut self, kind: &Kind) -> Result<Option<String>, String> {
         let line = match kind {
             Kind::Env(pairs) => {
-                let mut shown = Vec::new();
+                // Every pair is expanded with the values from before the
+                // instruction (docker's rule): `ENV A=2 B=$A` gives B the old A.
+                let mut expanded = Vec::new();
                 for (raw_key, raw_value) in pairs {
-                    let (key, value) = (self.expand(raw_key)?, self.expand(raw_value)?);
+                    expanded.push((self.expand(raw_key)?, self.expand(raw_value)?));
+                }
+                let mut shown = Vec::new();
+                for (key, value) in expanded {
                     if key.is_empty() || key.contains('=') {
                         return Err(format!("invalid ENV name {key:?}"));
                     }
