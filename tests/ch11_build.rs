@@ -378,6 +378,37 @@ fn dockerignore_excludes_files_and_exceptions_bring_them_back() {
     let out = build(&host, &named, &[]);
     out.assert_code(1);
     out.assert_stderr_contains("secrets/key");
+    // Globs match what is left; a symlink to an excluded file or directory does
+    // not bring it back (docker never sends it, so the link dangles).
+    let globbed = context(
+        &host,
+        &format!("FROM {base}\nCOPY *.txt s?c/*.c /g/\nCMD ls /g\n"),
+        &[
+            (".dockerignore", "b.txt\n"),
+            ("a.txt", "a"),
+            ("b.txt", "b"),
+            ("src/m.c", "m"),
+            ("x.md", "x"),
+        ],
+    );
+    let name = format!("glob-{}:1", token());
+    build(&host, &globbed, &["-t", &name]).assert_success();
+    assert_eq!(run_image(&host, &name, &[]), "a.txt\nm.c\n");
+    for source in ["alias", "aliasdir", "aliasdir/key"] {
+        let linked = context(
+            &host,
+            &format!("FROM {base}\nCOPY {source} /leak\n"),
+            &[(".dockerignore", "secrets\n"), ("secrets/key", "s")],
+        );
+        std::os::unix::fs::symlink("secrets/key", linked.join("alias")).unwrap();
+        std::os::unix::fs::symlink("secrets", linked.join("aliasdir")).unwrap();
+        let out = build(&host, &linked, &[]);
+        assert_eq!(
+            out.code, 1,
+            "COPY {source} must not copy an excluded file\n{out}"
+        );
+        out.assert_stderr_contains(".dockerignore");
+    }
 }
 
 #[test]
@@ -418,6 +449,8 @@ CMD cat /app; test ! -e /build-only && echo clean
 fn a_failing_run_stops_the_build_with_its_output_and_leaves_nothing() {
     let host = TestHost::new();
     let base = base_image(&host);
+    // What a build killed with SIGKILL left (its pid is gone) is swept by the next.
+    std::fs::create_dir_all(host.state.join("builds/999999999-0123456789abcdef/upper")).unwrap();
     let said = token();
     let dir = context(
         &host,
@@ -625,6 +658,27 @@ fn hostile_contexts_and_images_cannot_make_the_build_write_outside() {
     std::os::unix::fs::symlink(&secret, dir.join("link")).unwrap();
     let name = format!("hostile-{}:1", token());
     build(&host, &dir, &["-t", &name]).assert_success();
+    // The context's Dockerfile is the context's: a symlink to a host file is
+    // followed only inside the context, and a FIFO cannot hang the build.
+    let linked = context(&host, "unused", &[]);
+    std::fs::remove_file(linked.join("Dockerfile")).unwrap();
+    std::os::unix::fs::symlink(&secret, linked.join("Dockerfile")).unwrap();
+    let out = build(&host, &linked, &[]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        !out.stderr.contains("host secret"),
+        "the host file was read: {out}"
+    );
+    let fifo = context(&host, "unused", &[]);
+    std::fs::remove_file(fifo.join("Dockerfile")).unwrap();
+    nix::unistd::mkfifo(
+        &fifo.join("Dockerfile"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    let out = build(&host, &fifo, &["--check"]);
+    assert_eq!(out.code, 1, "{out}");
+    out.assert_stderr_contains("FIFO");
     assert_eq!(
         std::fs::read_dir(&canary_dir).unwrap().count(),
         0,

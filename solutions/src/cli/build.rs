@@ -219,11 +219,12 @@ fn read_context(
                 })?;
             ("Dockerfile".to_string(), text)
         }
-        (file, None) => {
-            let path = match file {
-                Some(file) => PathBuf::from(file),
-                None => request.context.join("Dockerfile"),
-            };
+        (None, None) => {
+            let text = read_context_dockerfile(&request.context)?;
+            ("Dockerfile".to_string(), text)
+        }
+        (Some(file), None) => {
+            let path = PathBuf::from(file);
             let text = read_dockerfile(&path)?;
             let name = path
                 .file_name()
@@ -237,23 +238,49 @@ fn read_context(
     Ok(temp)
 }
 
-/// Reads a Dockerfile: a regular file, at most [`crate::dockerfile::MAX_SIZE`] bytes.
+/// Reads the context's own `Dockerfile`, which is the context's (so hostile): resolved
+/// inside the context (a symlink cannot lead out of it), a regular file, opened
+/// non-blocking, at most [`crate::dockerfile::MAX_SIZE`] bytes.
+fn read_context_dockerfile(context: &Path) -> Result<String, CliError> {
+    let failed = |why: String| {
+        CliError::Message(format!(
+            "failed to read the Dockerfile in {}: {why}",
+            context.display()
+        ))
+    };
+    let root =
+        crate::safe_path::Root::open(context).map_err(|e| failed(crate::errors::chain(&e)))?;
+    match root.read_file(Path::new("/Dockerfile"), crate::dockerfile::MAX_SIZE) {
+        Ok(Some(bytes)) => {
+            String::from_utf8(bytes).map_err(|_| failed("it is not UTF-8 text".into()))
+        }
+        Ok(None) => Err(failed("there is none (name another file with -f)".into())),
+        Err(error) => Err(failed(crate::errors::chain(&error))),
+    }
+}
+
+/// Reads the Dockerfile `-f` names: the caller's choice of file, but still a
+/// regular one (checked on the opened descriptor, opened non-blocking so a FIFO
+/// cannot hang the build), at most [`crate::dockerfile::MAX_SIZE`] bytes.
 fn read_dockerfile(path: &Path) -> Result<String, CliError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let failed = |why: String| {
         CliError::Message(format!(
             "failed to read the Dockerfile {}: {why}",
             path.display()
         ))
     };
-    let meta = std::fs::metadata(path)
-        .map_err(|e| failed(format!("{e} (is it in the context? -f names another file)")))?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| failed(e.to_string()))?;
+    let meta = file.metadata().map_err(|e| failed(e.to_string()))?;
     if !meta.is_file() {
         return Err(failed("it is not a regular file".into()));
     }
     let mut text = String::new();
-    std::fs::File::open(path)
-        .map_err(|e| failed(e.to_string()))?
-        .take(crate::dockerfile::MAX_SIZE + 1)
+    file.take(crate::dockerfile::MAX_SIZE + 1)
         .read_to_string(&mut text)
         .map_err(|e| failed(e.to_string()))?;
     if text.len() as u64 > crate::dockerfile::MAX_SIZE {
@@ -274,9 +301,11 @@ impl TempDir {
     fn new(state_root: &Path) -> Result<TempDir, CliError> {
         let id = crate::id::ContainerId::generate()
             .map_err(|e| CliError::Message(format!("failed to make an id: {e}")))?;
-        let path = state_root
-            .join("builds")
-            .join(format!("context-{}", id.short()));
+        let path = state_root.join("builds").join(format!(
+            "{}-context-{}",
+            std::process::id(),
+            id.short()
+        ));
         std::fs::create_dir_all(&path)
             .map_err(|e| CliError::Message(format!("failed to create {}: {e}", path.display())))?;
         Ok(TempDir { path })
@@ -504,7 +533,8 @@ pub fn builder(args: &BuilderArgs, state_root: &Path) -> Result<i32, CliError> {
     match args.command {
         BuilderCommand::Prune { .. } => {
             let removed = Store::new(state_root).clear_cache()?;
-            println!("Deleted build cache objects: {removed}");
+            let swept = build::sweep_stale(state_root);
+            println!("Deleted build cache objects: {}", removed + swept);
             Ok(0)
         }
     }

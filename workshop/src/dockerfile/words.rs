@@ -70,10 +70,19 @@ pub enum Modifier {
     Required { colon: bool },
 }
 
+/// How deep `${A:-${B:-...}}` may nest: real Dockerfiles use two or three levels.
+pub const MAX_DEPTH: usize = 64;
+
+/// The longest word an expansion may make (in bytes): `ENV A=$A$A`, repeated,
+/// doubles a value at each step.
+pub const MAX_LENGTH: usize = 1 << 20;
+
 /// Walks a raw word character by character.
 struct Expander<'a> {
     chars: Vec<char>,
     at: usize,
+    /// How many `${...:-word}` words are open.
+    depth: usize,
     escape: char,
     lookup: &'a dyn Fn(&str) -> Option<String>,
     /// Whether quotes are syntax (words) or ordinary characters (heredoc bodies).
@@ -90,6 +99,7 @@ impl<'a> Expander<'a> {
         Expander {
             chars: raw.chars().collect(),
             at: 0,
+            depth: 0,
             escape,
             lookup,
             quotes,
@@ -142,6 +152,11 @@ impl<'a> Expander<'a> {
                 },
                 c => out.push(c),
             }
+            if out.len() > MAX_LENGTH {
+                return Err(self.error(format!(
+                    "the word expands to more than {MAX_LENGTH} bytes: a variable that doubles itself?"
+                )));
+            }
         }
     }
 
@@ -178,6 +193,11 @@ impl<'a> Expander<'a> {
                     })
                 }
                 Some('"') => return Ok(out),
+                Some('$') if out.len() > MAX_LENGTH => {
+                    return Err(
+                        self.error(format!("the word expands to more than {MAX_LENGTH} bytes"))
+                    )
+                }
                 Some('$') => out.push_str(&self.dollar()?),
                 Some(c) if c == self.escape => match self.peek() {
                     Some(next) if next == '"' || next == '$' || next == self.escape => {
@@ -247,7 +267,12 @@ impl<'a> Expander<'a> {
             )))
             }
         };
+        if self.depth >= MAX_DEPTH {
+            return Err(self.error(format!("${{...}} nested more than {MAX_DEPTH} deep")));
+        }
+        self.depth += 1;
         let word = self.word(true)?;
+        self.depth -= 1;
         apply_modifier(&name, value.as_deref(), modifier, &word)
             .map_err(|message| self.error(message))
     }

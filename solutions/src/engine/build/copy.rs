@@ -274,7 +274,13 @@ impl Scratch {
     fn new(state_root: &Path) -> Result<Scratch, BuildError> {
         let id = crate::id::ContainerId::generate()
             .map_err(|e| BuildError::Step(format!("failed to make a step's id: {e}")))?;
-        let dir = state_root.join("builds").join(&id.as_str()[..16]);
+        // Named by this process's pid, so that what a killed build left can be
+        // told apart from what a running one uses (see `super::sweep_stale`).
+        let dir = state_root.join("builds").join(format!(
+            "{}-{}",
+            std::process::id(),
+            &id.as_str()[..16]
+        ));
         for sub in ["upper", "work", "merged", "from", "empty", "empty2"] {
             std::fs::create_dir_all(dir.join(sub)).map_err(|e| {
                 BuildError::Step(format!("failed to create {}: {e}", dir.join(sub).display()))

@@ -62,26 +62,18 @@ impl Context {
     /// or missing source is an error, as in docker.
     pub fn sources(&self, source: &str) -> Result<Vec<String>, String> {
         let wanted = relative(source);
-        if !has_glob(&wanted) {
-            let exists = matches!(
-                self.root
-                    .resolve_in_root(Path::new(&wanted), Kind::DirectoryOrFile),
-                Ok(Some(_))
-            ) || self.exists_no_follow(&wanted);
-            let present = wanted == "." || (exists && !self.ignore.excluded(&wanted));
-            if !present {
-                return Err(format!(
-                    "{source:?} is not in the build context (or .dockerignore excludes it)"
-                ));
-            }
+        if wanted == "." {
             return Ok(vec![wanted]);
+        }
+        if !has_glob(&wanted) {
+            return self.checked(&wanted, source).map(|path| vec![path]);
         }
         let mut found = Vec::new();
         let top = self
             .root
             .require(Path::new("/"), Kind::Directory)
             .map_err(|e| e.to_string())?;
-        walk(&self.root, &top, "", &|_| Filter::Descend, &mut |entry| {
+        walk(&self.root, &top, "", &|_| Filter::Take, &mut |entry| {
             if glob_match(&wanted, &entry.path) && !self.ignore.excluded(&entry.path) {
                 found.push(entry.path.clone());
             }
@@ -91,7 +83,56 @@ impl Context {
         if found.is_empty() {
             return Err(format!("no file in the build context matches {source:?}"));
         }
-        Ok(found)
+        found
+            .iter()
+            .map(|path| self.checked(path, source))
+            .collect()
+    }
+
+    /// A source path, checked: it exists, and neither it nor what it leads to
+    /// through symlinks is excluded (docker never sends excluded files, so a link
+    /// to one dangles). A directory reached through a link is named by its real
+    /// path, so that `.dockerignore` filters its contents as it filters the
+    /// target's.
+    fn checked(&self, wanted: &str, source: &str) -> Result<String, String> {
+        let missing =
+            || format!("{source:?} is not in the build context (or .dockerignore excludes it)");
+        if self.ignore.excluded(wanted) {
+            return Err(missing());
+        }
+        let followed = self
+            .root
+            .resolve_in_root(Path::new(wanted), Kind::DirectoryOrFile);
+        let Ok(Some(found)) = followed else {
+            // A dangling or climbing link is copied as the link it is.
+            return if self.exists_no_follow(wanted) {
+                Ok(wanted.to_string())
+            } else {
+                Err(missing())
+            };
+        };
+        let Some(real) = self.real_path(&found) else {
+            return Ok(wanted.to_string());
+        };
+        if real != wanted && (real.is_empty() || self.ignore.excluded(&real)) {
+            return Err(format!(
+                "{source:?} leads through a symlink to {:?}, which .dockerignore excludes (or is the context itself)",
+                if real.is_empty() { "." } else { real.as_str() }
+            ));
+        }
+        let is_dir = fstat(found.fd().as_raw_fd())
+            .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
+        Ok(if is_dir { real } else { wanted.to_string() })
+    }
+
+    /// Where a resolved file really is in the context (relative, `/`-separated):
+    /// its descriptor's link, less the context's own.
+    fn real_path(&self, found: &Resolved) -> Option<String> {
+        let top = self.root.require(Path::new("/"), Kind::Directory).ok()?;
+        let root = std::fs::read_link(top.fd_path()).ok()?;
+        let file = std::fs::read_link(found.fd_path()).ok()?;
+        let inside = file.strip_prefix(&root).ok()?;
+        Some(inside.to_string_lossy().into_owned())
     }
 
     fn exists_no_follow(&self, path: &str) -> bool {
@@ -350,27 +391,46 @@ pub fn glob_match(pattern: &str, path: &str) -> bool {
             .all(|(p, n)| segment_match(p.as_bytes(), n.as_bytes()))
 }
 
-/// One segment: `*`, `?`, `[a-z]`, `[!x]`, `\` escapes.
+/// One segment: `*`, `?`, `[a-z]`, `[!x]`, `\` escapes. Each (pattern, name)
+/// position is tried once (`failed` remembers the dead ends), so a hostile
+/// `*a*a*a*a*b` costs at most pattern × name steps, never an exponential search.
 fn segment_match(pattern: &[u8], name: &[u8]) -> bool {
-    match (pattern.first(), name.first()) {
+    if pattern.len() > 4096 || name.len() > 4096 {
+        return false;
+    }
+    let mut failed = vec![false; (pattern.len() + 1) * (name.len() + 1)];
+    segment_from(pattern, name, 0, 0, &mut failed)
+}
+
+fn segment_from(p: &[u8], n: &[u8], pi: usize, ni: usize, failed: &mut [bool]) -> bool {
+    let slot = pi * (n.len() + 1) + ni;
+    if failed[slot] {
+        return false;
+    }
+    let ok = match (p.get(pi), n.get(ni)) {
         (None, None) => true,
         (Some(b'*'), _) => {
-            segment_match(&pattern[1..], name)
-                || (!name.is_empty() && segment_match(pattern, &name[1..]))
+            segment_from(p, n, pi + 1, ni, failed)
+                || (ni < n.len() && segment_from(p, n, pi, ni + 1, failed))
         }
-        (Some(b'?'), Some(_)) => segment_match(&pattern[1..], &name[1..]),
-        (Some(b'['), Some(&c)) => match class_end(pattern) {
+        (Some(b'?'), Some(_)) => segment_from(p, n, pi + 1, ni + 1, failed),
+        (Some(b'['), Some(&c)) => match class_end(&p[pi..]) {
             Some(end) => {
-                in_class(&pattern[1..end], c) && segment_match(&pattern[end + 1..], &name[1..])
+                in_class(&p[pi + 1..pi + end], c)
+                    && segment_from(p, n, pi + end + 1, ni + 1, failed)
             }
             None => false,
         },
-        (Some(b'\\'), Some(&c)) if pattern.len() > 1 => {
-            pattern[1] == c && segment_match(&pattern[2..], &name[1..])
+        (Some(b'\\'), Some(&c)) if pi + 1 < p.len() => {
+            p[pi + 1] == c && segment_from(p, n, pi + 2, ni + 1, failed)
         }
-        (Some(&p), Some(&c)) => p == c && segment_match(&pattern[1..], &name[1..]),
+        (Some(&a), Some(&c)) => a == c && segment_from(p, n, pi + 1, ni + 1, failed),
         _ => false,
+    };
+    if !ok {
+        failed[slot] = true;
     }
+    ok
 }
 
 fn class_end(pattern: &[u8]) -> Option<usize> {

@@ -206,6 +206,7 @@ pub fn build(
     let store = Store::new(state_root);
     // No garbage collection removes a step's layers while the build runs.
     let _lease = store.lease()?;
+    sweep_stale(state_root);
     let file = parse(&request.dockerfile, &request.dockerfile_name)?;
     let plan = Plan::new(&file, request)?;
     let context = context::Context::open(&request.context, &request.dockerfile_name)?;
@@ -408,4 +409,28 @@ pub fn cache_key(parent: &Digest, parts: &[&str]) -> Digest {
     // BEGIN SOLUTION ch11 "a step's cache key: the parent's key and every part of the step, hashed unambiguously"
     todo!("chapter 11 (build): a step's cache key: the parent's key and every part of the step, hashed unambiguously — see chapters/11-build.md")
     // END SOLUTION
+}
+
+/// Removes what killed builds left in `ROOT/builds` (a step's upper, a context
+/// unpacked from stdin): the directories whose owner, the pid their name starts
+/// with, is gone. Their mounts went with the killed process's mount namespace.
+/// Returns how many were removed.
+pub fn sweep_stale(state_root: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(state_root.join("builds")) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+            .map_or_else(|errno| errno != nix::errno::Errno::ESRCH, |()| true);
+        if !alive && std::fs::remove_dir_all(entry.path()).is_ok() {
+            log::debug!("removed {}, left by a killed build", entry.path().display());
+            removed += 1;
+        }
+    }
+    removed
 }
