@@ -449,6 +449,16 @@ CMD cat /app; test ! -e /build-only && echo clean
 fn a_failing_run_stops_the_build_with_its_output_and_leaves_nothing() {
     let host = TestHost::new();
     let base = base_image(&host);
+    // A RUN whose container cannot be made names its line too.
+    let nobody = context(
+        &host,
+        &format!("FROM {base}\nUSER no-such-user\nRUN true\n"),
+        &[],
+    );
+    let out = build(&host, &nobody, &[]);
+    out.assert_code(1);
+    out.assert_stderr_contains("Dockerfile:3:1:");
+    out.assert_stderr_contains("no-such-user");
     // What a build killed with SIGKILL left (its pid is gone) is swept by the next.
     std::fs::create_dir_all(host.state.join("builds/999999999-0123456789abcdef/upper")).unwrap();
     let said = token();

@@ -154,6 +154,11 @@ fn run_step(
     let ran =
         run_container(builder, state, &argv, &args, &network, step).map_err(|error| match error {
             BuildError::Step(why) => builder.error_at(instruction.location, why),
+            // The container could not be made (an unknown USER, say): that too is
+            // this line's.
+            BuildError::Engine(error) => {
+                builder.error_at(instruction.location, crate::errors::chain(&*error))
+            }
             other => other,
         });
     finish(builder, state, ran, created_by, key, step, started)
