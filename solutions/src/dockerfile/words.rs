@@ -163,14 +163,7 @@ impl<'a> Expander<'a> {
         let mut out = String::new();
         loop {
             match self.next() {
-                None => {
-                    return Err(WordError {
-                        offset: start.saturating_sub(1),
-                        message:
-                            "unexpected end of the word while looking for the closing single quote"
-                                .to_string(),
-                    })
-                }
+                None => return Err(unclosed(start, "single")),
                 Some('\'') => return Ok(out),
                 Some(c) => out.push(c),
             }
@@ -182,14 +175,7 @@ impl<'a> Expander<'a> {
         let mut out = String::new();
         loop {
             match self.next() {
-                None => {
-                    return Err(WordError {
-                        offset: start.saturating_sub(1),
-                        message:
-                            "unexpected end of the word while looking for the closing double quote"
-                                .to_string(),
-                    })
-                }
+                None => return Err(unclosed(start, "double")),
                 Some('"') => return Ok(out),
                 Some('$') if out.len() > MAX_LENGTH => {
                     return Err(
@@ -273,6 +259,14 @@ impl<'a> Expander<'a> {
         self.depth -= 1;
         apply_modifier(&name, value.as_deref(), modifier, &word)
             .map_err(|message| self.error(message))
+    }
+}
+
+/// A quote opened just before `start` that the word never closes.
+fn unclosed(start: usize, quote: &str) -> WordError {
+    WordError {
+        offset: start.saturating_sub(1),
+        message: format!("unexpected end of the word while looking for the closing {quote} quote"),
     }
 }
 
