@@ -30,7 +30,10 @@ pub fn run(manifest: &Manifest, upto: u32) -> Result<()> {
         }
         let student = std::fs::read_to_string(&student_path)?;
         let solution = std::fs::read_to_string(&solution_path)?;
-        let (filled, count) = fill_regions(&file.display().to_string(), &student, &solution, upto)?;
+        let (filled, count) =
+            fill_regions(&file.display().to_string(), &student, &solution, |r| {
+                r.chapter <= upto
+            })?;
         if filled == student {
             continue;
         }

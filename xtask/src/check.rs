@@ -3,42 +3,98 @@
 
 use anyhow::{bail, Result};
 
-use crate::manifest::{project_root, Chapter, Manifest};
+use crate::manifest::{project_root, Chapter, Manifest, Part};
 use crate::results::{self, TestRun};
 use crate::util;
 
-pub fn run(manifest: &Manifest, number: u32) -> Result<()> {
-    let chapter = manifest.chapter(number)?;
+/// `which` is a chapter (`4`) or one part of a two-evening chapter (`4a`).
+pub fn run(manifest: &Manifest, which: &str) -> Result<()> {
+    let (chapter, part) = parse_which(manifest, which)?;
+    let number = chapter.number;
     if !chapter.has_tests() {
         bail!("chapter {number} has no tests yet");
     }
     util::ensure_packages(util::PACKAGES)?;
+    let (title, minutes, filter) = match part {
+        Some(part) => (
+            format!("{} — part {}, {}", chapter.title, part.name, part.title),
+            part.minutes,
+            chapter.part_filter(part),
+        ),
+        None => (chapter.title.clone(), chapter.minutes, Vec::new()),
+    };
+    let shown = if filter.is_empty() {
+        String::new()
+    } else {
+        format!(" -- {}", filter.join(" "))
+    };
     println!(
-        "checking chapter {number} — {} (about {} minutes of hands-on; cargo test -p myferry --test {})",
-        chapter.title, chapter.minutes, chapter.test
+        "checking chapter {which} — {title} (about {minutes} minutes of hands-on; cargo test -p myferry --test {}{shown})",
+        chapter.test
     );
-    let run = results::run_tests(&project_root(), "myferry", &chapter.test, None)?;
-    results::save(&chapter.test, &run)?;
-    print_board(chapter, &run);
+    let run = results::run_some_tests(&project_root(), "myferry", &chapter.test, None, &filter)?;
+    if part.is_none() {
+        // `progress` shows the whole chapter's latest run, not a part's.
+        results::save(&chapter.test, &run)?;
+    }
+    print_board(chapter, &run, &shown);
     if run.all_passed() {
         println!(
-            "\nchapter {number} is done: all {} tests pass. 🎉",
+            "\nchapter {which} is done: all {} tests pass. 🎉",
             run.tests.len()
         );
-        if let Some(next) = manifest.chapters.iter().find(|c| c.number == number + 1) {
-            println!("next: chapters/{}.md", next.slug);
+        let next_part =
+            part.and_then(|p| chapter.parts.iter().skip_while(|q| q.name != p.name).nth(1));
+        match next_part {
+            Some(next) => println!(
+                "next: part {} of chapters/{}.md, then `cargo xtask check {number}{}`",
+                next.name, chapter.slug, next.name
+            ),
+            None => {
+                if let Some(next) = manifest.chapters.iter().find(|c| c.number == number + 1) {
+                    println!("next: chapters/{}.md", next.slug);
+                }
+            }
         }
         Ok(())
     } else {
         bail!(
-            "chapter {number}: {} of {} tests fail",
+            "chapter {which}: {} of {} tests fail",
             run.failed().max(usize::from(!run.built)),
             run.tests.len()
         )
     }
 }
 
-fn print_board(chapter: &Chapter, run: &TestRun) {
+/// `4` → chapter 4; `4a` → chapter 4 and its part `a`.
+fn parse_which<'m>(manifest: &'m Manifest, which: &str) -> Result<(&'m Chapter, Option<&'m Part>)> {
+    let digits = which.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let number: u32 = digits.parse().map_err(|_| {
+        anyhow::anyhow!("`{which}` is not a chapter: give its number (4) or a part of it (4a)")
+    })?;
+    let chapter = manifest.chapter(number)?;
+    let letter = &which[digits.len()..];
+    if letter.is_empty() {
+        return Ok((chapter, None));
+    }
+    match chapter.parts.iter().find(|p| p.name == letter) {
+        Some(part) => Ok((chapter, Some(part))),
+        None if chapter.parts.is_empty() => {
+            bail!("chapter {number} has no parts: check it whole with `cargo xtask check {number}`")
+        }
+        None => bail!(
+            "chapter {number} has no part {letter}: its parts are {}",
+            chapter
+                .parts
+                .iter()
+                .map(|p| format!("{number}{}", p.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn print_board(chapter: &Chapter, run: &TestRun, filter: &str) {
     if !run.built {
         println!(
             "\nthe tests did not build — fix the compile errors first:\n\n{}",
@@ -86,7 +142,7 @@ fn print_board(chapter: &Chapter, run: &TestRun) {
     }
     if !run.failures.is_empty() {
         println!(
-            "\nthe whole output: cargo test -p myferry --test {}",
+            "\nthe whole output: cargo test -p myferry --test {}{filter}",
             chapter.test
         );
     }

@@ -8,16 +8,16 @@ use std::process::Command;
 use anyhow::{Context, Result};
 
 use crate::manifest::project_root;
-use crate::util;
+use crate::{fixture, util};
 
 pub fn run() -> Result<()> {
     util::ensure_packages(&[util::BUSYBOX, util::REGISTRY, util::NFTABLES])?;
     println!("building the engine and the probe ...");
     util::run(util::cargo().args(["build", "--quiet", "-p", "ferry"]))?;
-    let probe = build_probe()?;
+    let probe = fixture::build_probe()?;
     let demo = project_root().join("target/demo");
     let rootfs = demo.join("rootfs");
-    make_rootfs(&rootfs, &probe)?;
+    fixture::busybox_rootfs(&rootfs, Some(&probe))?;
     // Whether ferry's default bridge was there before the demo made containers.
     let bridge_before = Path::new("/sys/class/net/ferry0").exists();
     let demo = Demo {
@@ -546,48 +546,4 @@ fn short(path: &Path) -> String {
         .unwrap_or(path)
         .display()
         .to_string()
-}
-
-/// The static probe (see probe/), built like the tests build it.
-fn build_probe() -> Result<PathBuf> {
-    let target = project_root().join("target/probe");
-    util::run(
-        util::cargo()
-            .args([
-                "rustc",
-                "--quiet",
-                "-p",
-                "ferry-probe",
-                "--release",
-                "--target-dir",
-            ])
-            .arg(&target)
-            .args(["--", "-C", "target-feature=+crt-static"]),
-    )?;
-    Ok(target.join("release/ferry-probe"))
-}
-
-/// A busybox rootfs: the static busybox, its applets as links, and the probe.
-fn make_rootfs(rootfs: &Path, probe: &Path) -> Result<()> {
-    if rootfs.exists() {
-        std::fs::remove_dir_all(rootfs)?;
-    }
-    for dir in ["bin", "etc", "root", "tmp", "proc", "dev", "sys"] {
-        std::fs::create_dir_all(rootfs.join(dir))?;
-    }
-    std::fs::copy(util::BUSYBOX.0, rootfs.join("bin/busybox"))?;
-    let list = Command::new(util::BUSYBOX.0).arg("--list").output()?;
-    for applet in String::from_utf8_lossy(&list.stdout)
-        .lines()
-        .filter(|a| *a != "busybox")
-    {
-        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet))?;
-    }
-    std::fs::write(
-        rootfs.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
-    )?;
-    std::fs::write(rootfs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n")?;
-    std::fs::copy(probe, rootfs.join("probe"))?;
-    Ok(())
 }

@@ -11,6 +11,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 
 use crate::manifest::{project_root, Chapter, Manifest};
+use crate::regions::Region;
 use crate::results::{run_tests, TestRun};
 use crate::util::copy_tree;
 use crate::workshop::{fill_regions, generate, Tree};
@@ -60,7 +61,10 @@ pub fn run(manifest: &Manifest, full: bool) -> Result<()> {
     for step in -1..chapters.len() as i64 {
         let started = Instant::now();
         let upto = (step >= 0).then(|| chapters[step as usize]);
-        write_workshop(&scratch, &tree, upto.map(|c| c.number))?;
+        let upto_number = upto.map(|c| c.number);
+        write_workshop(&scratch, &tree, &|r| {
+            upto_number.is_some_and(|n| r.chapter <= n)
+        })?;
         let own = match upto {
             None => "—".to_string(),
             Some(chapter) => {
@@ -139,7 +143,7 @@ fn explain(run: &TestRun) -> String {
 }
 
 /// Copies the workspace (without the workshop's sources and build output).
-fn prepare_scratch(root: &Path, scratch: &Path) -> Result<()> {
+pub fn prepare_scratch(root: &Path, scratch: &Path) -> Result<()> {
     if scratch.exists() {
         std::fs::remove_dir_all(scratch)
             .with_context(|| format!("failed to clear {}", scratch.display()))?;
@@ -150,18 +154,18 @@ fn prepare_scratch(root: &Path, scratch: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes the generated workshop into the scratch copy, chapters 0..=upto filled in.
-/// Files whose contents do not change are left alone, so cargo rebuilds little.
-fn write_workshop(scratch: &Path, tree: &Tree, upto: Option<u32>) -> Result<()> {
+/// Writes the generated workshop into the scratch copy, with the regions `fill`
+/// picks filled in from the solutions. Files whose contents do not change are left
+/// alone, so cargo rebuilds little.
+pub fn write_workshop(scratch: &Path, tree: &Tree, fill: &dyn Fn(&Region) -> bool) -> Result<()> {
     for (relative, generated) in tree {
         let name = relative.display().to_string();
-        let contents = match upto {
-            Some(upto) if name.ends_with(".rs") => {
-                let solution =
-                    std::fs::read_to_string(project_root().join("solutions").join(relative))?;
-                fill_regions(&name, generated, &solution, upto)?.0
-            }
-            _ => generated.clone(),
+        let contents = if name.ends_with(".rs") {
+            let solution =
+                std::fs::read_to_string(project_root().join("solutions").join(relative))?;
+            fill_regions(&name, generated, &solution, fill)?.0
+        } else {
+            generated.clone()
         };
         let path: PathBuf = scratch.join("workshop").join(relative);
         if std::fs::read_to_string(&path).ok().as_deref() != Some(contents.as_str()) {

@@ -5,6 +5,7 @@ mod catch_up;
 mod check;
 mod demo;
 mod doctor;
+mod fixture;
 mod grade;
 mod hostcheck;
 mod ladder;
@@ -20,6 +21,7 @@ mod results;
 mod screenshots;
 mod slides;
 mod snippets;
+mod steps;
 mod suite;
 mod util;
 mod workshop;
@@ -52,8 +54,8 @@ enum Command {
     },
     /// Run chapter N's tests against your workshop: a pass/fail board with hints
     Check {
-        /// The chapter to check
-        chapter: u32,
+        /// The chapter to check (4), or one evening of a two-evening chapter (4a, 4b)
+        chapter: String,
     },
     /// Stubs left and tests passing, chapter by chapter
     Progress {
@@ -93,13 +95,17 @@ enum Command {
         /// The pages or decks to run [default: every one with a `<!-- runnable -->` block]
         pages: Vec<PathBuf>,
     },
-    /// Everything the project checks: fmt, clippy, freshness, tests, ladder, book, runnable snippets (CI runs this)
+    /// Everything the project checks: fmt, clippy, freshness, tests, ladder, step order, book and links, decks, runnable snippets (CI runs this)
     Test,
     /// Prove the chapters are incremental: chapters 0..=N pass N's tests and fail N+1's
     Ladder {
         /// Run the tests of every chapter 0..=N at each step, not only N's
         #[arg(long)]
         full: bool,
+        /// Instead: fill each chapter's stubs one at a time in its page's order and
+        /// check that the engine then stops at the next step [default: chapters with probes]
+        #[arg(long, num_args = 0.., value_name = "CHAPTER")]
+        steps: Option<Vec<u32>>,
     },
 }
 
@@ -117,13 +123,16 @@ fn run(cli: Cli) -> Result<()> {
         Command::Workshop { check } => workshop::ensure(&workshop::generate(&manifest)?, check),
         Command::CatchUp { chapter } => catch_up::run(&manifest, chapter),
         Command::Doctor => doctor::run(),
-        Command::Check { chapter } => check::run(&manifest, chapter),
+        Command::Check { chapter } => check::run(&manifest, &chapter),
         Command::Progress { run } => progress::run(&manifest, run),
         Command::Grade(args) => grade::run(&manifest, args),
-        Command::Ladder { full } => {
+        Command::Ladder { full, steps } => {
             util::ensure_packages(util::PACKAGES)?;
             let host = hostcheck::HostState::capture();
-            ladder::run(&manifest, full)?;
+            match steps {
+                Some(chapters) => steps::run(&manifest, &chapters)?,
+                None => ladder::run(&manifest, full)?,
+            }
             hostcheck::HostState::ensure_unchanged_since(&host)
         }
         Command::Demo => demo::run(),

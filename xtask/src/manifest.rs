@@ -22,6 +22,34 @@ pub struct Chapter {
     pub minutes: u32,
     #[serde(default, rename = "hint")]
     pub hints: Vec<Hint>,
+    /// What `ladder --steps` runs after each step of the page (`{rootfs}`: a busybox
+    /// rootfs): the commands that, together, reach every stub of the chapter.
+    #[serde(default)]
+    pub probes: Vec<Vec<String>>,
+    /// Stubs (by title) the page has students write before the engine reaches
+    /// them, and says why: `ladder --steps` expects the step after them instead.
+    #[serde(default)]
+    pub written_early: Vec<String>,
+    /// A chapter taught over two evenings: its parts, checked on their own
+    /// (`cargo xtask check 4a`).
+    #[serde(default, rename = "part")]
+    pub parts: Vec<Part>,
+}
+
+/// One evening of a chapter that takes two.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Part {
+    /// `a`, `b`: `cargo xtask check 4a`.
+    pub name: String,
+    pub title: String,
+    pub minutes: u32,
+    /// The part's own page in chapters/ (without `.md`), when it has one.
+    #[serde(default)]
+    pub page: Option<String>,
+    /// Substrings of the names of this part's tests; empty: every test no other
+    /// part claims.
+    #[serde(default)]
+    pub tests: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -87,6 +115,27 @@ impl Manifest {
 }
 
 impl Chapter {
+    /// The libtest arguments that select `part`'s tests: its own filters, or a
+    /// `--skip` for each filter of the other parts.
+    pub fn part_filter(&self, part: &Part) -> Vec<String> {
+        if !part.tests.is_empty() {
+            return part.tests.clone();
+        }
+        self.parts
+            .iter()
+            .filter(|other| other.name != part.name)
+            .flat_map(|other| other.tests.iter())
+            .flat_map(|test| ["--skip".to_string(), test.clone()])
+            .collect()
+    }
+
+    /// The chapter's pages, in order: its own, then its parts' own pages.
+    pub fn pages(&self) -> Vec<String> {
+        std::iter::once(self.slug.clone())
+            .chain(self.parts.iter().filter_map(|p| p.page.clone()))
+            .collect()
+    }
+
     /// Whether the chapter's test file exists yet.
     pub fn has_tests(&self) -> bool {
         self.test_file(&project_root()).exists()

@@ -46,6 +46,17 @@ pub fn run_tests(
     test: &str,
     target_dir: Option<&Path>,
 ) -> Result<TestRun> {
+    run_some_tests(workspace, package, test, target_dir, &[])
+}
+
+/// `run_tests` with libtest arguments after `--` (name filters, `--skip NAME`).
+pub fn run_some_tests(
+    workspace: &Path,
+    package: &str,
+    test: &str,
+    target_dir: Option<&Path>,
+    filter: &[String],
+) -> Result<TestRun> {
     let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     command.current_dir(workspace).args([
         "test",
@@ -58,6 +69,7 @@ pub fn run_tests(
         "--color",
         "never",
     ]);
+    command.args(filter);
     if let Some(dir) = target_dir {
         command.env("CARGO_TARGET_DIR", dir);
     }

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 
 use crate::hostcheck::HostState;
 use crate::manifest::Manifest;
-use crate::{book, ladder, util, workshop};
+use crate::{ladder, util, workshop};
 
 pub fn run(manifest: &Manifest) -> Result<()> {
     let started = Instant::now();
@@ -71,7 +71,18 @@ pub fn run(manifest: &Manifest) -> Result<()> {
         util::run(&mut command)
     })?;
     step("the ladder (--full)", &mut || ladder::run(manifest, true))?;
-    step("the book", &mut || book::run())?;
+    step("the pages' order of steps (ladder --steps)", &mut || {
+        crate::steps::run(manifest, &[])
+    })?;
+    // The site and the decks as a reader meets them, in headless chromium: every
+    // internal link, image and anchor of the book resolves; every deck renders and
+    // no slide overflows.
+    step("the book, its links in a browser", &mut || {
+        crate::links::run()
+    })?;
+    step("the decks render and fit", &mut || {
+        crate::slides::run(false, true, None)
+    })?;
     // Every shell block a page or deck marks runnable, against the reference:
     // no page shows a command or an output the engine no longer gives.
     step("runnable snippets of the book and decks", &mut || {

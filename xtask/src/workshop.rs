@@ -220,14 +220,15 @@ fn cargo_toml(text: &str) -> String {
     out
 }
 
-/// Fills the regions of chapters `0..=upto` in `student` with the reference code
-/// from `solution` (both the same file); other regions stay as they are.
+/// Fills the regions of `student` that `fill` picks (chapters 0..=N for catch-up and
+/// the ladder) with the reference code from `solution` (both the same file); other
+/// regions stay as they are.
 /// Returns the new text and how many regions were filled.
 pub fn fill_regions(
     file: &str,
     student: &str,
     solution: &str,
-    upto: u32,
+    fill: impl Fn(&regions::Region) -> bool,
 ) -> Result<(String, usize)> {
     let reference: Vec<regions::Region> = regions::parse(&format!("solutions/{file}"), solution)?
         .into_iter()
@@ -241,7 +242,7 @@ pub fn fill_regions(
     for piece in regions::parse(&format!("workshop/{file}"), student)? {
         match piece {
             Piece::Text(text) => out.push_str(&text),
-            Piece::Region(region) if region.chapter <= upto => {
+            Piece::Region(region) if fill(&region) => {
                 let Some(answer) = reference
                     .iter()
                     .find(|r| r.chapter == region.chapter && r.title == region.title)
@@ -373,7 +374,7 @@ mod tests {
     fn filling_puts_back_the_reference_for_early_chapters_only() {
         let solution = "// BEGIN SOLUTION ch00 \"a\"\nreal_a();\n// END SOLUTION\n// BEGIN SOLUTION ch01 \"b\"\nreal_b();\n// END SOLUTION\n";
         let student = "// BEGIN SOLUTION ch00 \"a\"\ntodo!()\n// END SOLUTION\n// BEGIN SOLUTION ch01 \"b\"\nmine();\n// END SOLUTION\n";
-        let (text, filled) = fill_regions("x.rs", student, solution, 0).unwrap();
+        let (text, filled) = fill_regions("x.rs", student, solution, |r| r.chapter == 0).unwrap();
         assert_eq!(filled, 1);
         assert!(text.contains("real_a();") && text.contains("mine();") && !text.contains("real_b"));
     }

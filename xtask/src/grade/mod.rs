@@ -302,6 +302,9 @@ mod tests {
             test: "ch01_filesystem".into(),
             minutes: 70,
             hints: Vec::new(),
+            probes: Vec::new(),
+            written_early: Vec::new(),
+            parts: Vec::new(),
         }
     }
 

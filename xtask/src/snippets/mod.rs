@@ -51,7 +51,7 @@ pub fn run(pages: &[PathBuf]) -> Result<()> {
     })?;
     util::run(util::cargo().args(["build", "--quiet", "-p", "ferry"]))?;
     let engine = project_root().join("target/debug/ferry");
-    let probe = build_probe()?;
+    let probe = crate::fixture::build_probe()?;
     let started = Instant::now();
     let mut failed_pages = Vec::new();
     for (n, (page, blocks)) in pages.iter().enumerate() {
@@ -266,19 +266,6 @@ fn run_block<'a>(
         }
     }
     (first_failure, note)
-}
-
-/// The static probe the demo's rootfs carries, built as the demo and the tests build it.
-fn build_probe() -> Result<PathBuf> {
-    let target = project_root().join("target/probe");
-    util::run(
-        util::cargo()
-            .args(["rustc", "--quiet", "-p", "ferry-probe", "--release"])
-            .arg("--target-dir")
-            .arg(&target)
-            .args(["--", "-C", "target-feature=+crt-static"]),
-    )?;
-    Ok(target.join("release/ferry-probe"))
 }
 
 fn shown_path(page: &Path) -> String {

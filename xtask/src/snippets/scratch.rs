@@ -14,9 +14,9 @@
 
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::manifest::project_root;
 use crate::util;
@@ -57,8 +57,8 @@ impl Scratch {
         for name in ["ferry", "myferry"] {
             symlink(&wrapper, scratch.dir.join("work/target/debug").join(name))?;
         }
-        make_rootfs(&scratch.dir.join("work/target/demo/rootfs"), Some(probe))?;
-        make_rootfs(&scratch.dir.join("home/ferry-rootfs"), None)?;
+        crate::fixture::busybox_rootfs(&scratch.dir.join("work/target/demo/rootfs"), Some(probe))?;
+        crate::fixture::busybox_rootfs(&scratch.dir.join("home/ferry-rootfs"), None)?;
         Ok(scratch)
     }
 
@@ -132,36 +132,6 @@ pub fn quote(text: &str) -> String {
     }
 }
 
-/// A static busybox rootfs: setup's `~/ferry-rootfs` (without `probe`) or the demo's
-/// `target/demo/rootfs` (with the probe at /probe, and `nobody`).
-fn make_rootfs(rootfs: &Path, probe: Option<&Path>) -> Result<()> {
-    for dir in ["bin", "etc", "root", "tmp", "proc", "dev", "sys"] {
-        std::fs::create_dir_all(rootfs.join(dir))?;
-    }
-    std::fs::copy(util::BUSYBOX.0, rootfs.join("bin/busybox"))
-        .with_context(|| format!("failed to copy {}", util::BUSYBOX.0))?;
-    let list = Command::new(util::BUSYBOX.0).arg("--list").output()?;
-    for applet in String::from_utf8_lossy(&list.stdout)
-        .lines()
-        .filter(|a| *a != "busybox")
-    {
-        symlink("busybox", rootfs.join("bin").join(applet))?;
-    }
-    if let Some(probe) = probe {
-        std::fs::write(
-            rootfs.join("etc/passwd"),
-            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
-        )?;
-        std::fs::write(rootfs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n")?;
-        std::fs::copy(probe, rootfs.join("probe"))?;
-    } else {
-        std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")?;
-        std::fs::write(rootfs.join("etc/group"), "root:x:0:\n")?;
-        std::fs::write(rootfs.join("etc/hostname"), "ferry-rootfs\n")?;
-    }
-    Ok(())
-}
-
 /// Removes `parent` from every cgroup hierarchy, deepest first, after killing what is
 /// still in it (cgroup.kill on v2, every pid of cgroup.procs on v1).
 fn remove_cgroups(parent: &str) {
@@ -233,7 +203,7 @@ mod tests {
         };
         let script = dir.join("ferry");
         std::fs::write(&script, scratch.wrapper(Path::new("/bin/echo"))).unwrap();
-        let out = Command::new("bash")
+        let out = std::process::Command::new("bash")
             .arg(&script)
             .args(args)
             .output()
