@@ -60,8 +60,9 @@ impl ExecError {
 /// `root` is where the container's `/` is in this process's view: `/` once chapter 1
 /// has moved the process into its rootfs, the rootfs directory before that. A
 /// program with a `/` is taken as a path (absolute ones under `root`, relative ones
-/// from the working directory); a bare name is looked up in each directory of
-/// `path_var` in turn. The first regular file with an x bit wins. If only
+/// left as they are: the child has already changed into the working directory, and
+/// the kernel resolves them from there); a bare name is looked up in each directory
+/// of `path_var` in turn. The first regular file with an x bit wins. If only
 /// non-executable files were found, that is `NotExecutable` (126); nothing at all is
 /// `NotInPath` / `NoSuchFile` (127). The returned path is one this process can exec.
 pub fn resolve_program(root: &Path, program: &str, path_var: &str) -> Result<PathBuf, ExecError> {

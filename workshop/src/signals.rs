@@ -68,7 +68,8 @@ pub fn reset_for_exec() -> nix::Result<()> {
 ///
 /// Loop on `blocked.waited.wait()` (sigwait(3)): on SIGCHLD, reap `child` with
 /// `waitpid(child, WNOHANG)` and return its status once it has ended; on any other
-/// signal, send it to `child` with kill(2).
+/// signal, send it to `child` with kill(2). `ESRCH` from kill means the child has
+/// just ended (its SIGCHLD is on the way): carry on. Return any other error.
 pub fn wait_forwarding(child: Pid, blocked: &BlockedSignals) -> nix::Result<WaitStatus> {
     // BEGIN SOLUTION ch00 "wait for the child, forwarding SIGINT, SIGTERM and friends to it"
     todo!("chapter 0 (process): wait for the child, forwarding SIGINT, SIGTERM and friends to it — see chapters/00-process.md")
