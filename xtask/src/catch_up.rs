@@ -1,4 +1,5 @@
 //! `cargo xtask catch-up N`: missed a week? Fill chapters 0..=N with the reference.
+//! `catch-up 4a` fills the chapters before 4 and the stubs of 4's first evening.
 //!
 //! Every workshop file that changes is first copied to `backups/catch-up-TIME/`, so
 //! nothing a student wrote is lost; regions of later chapters are left alone.
@@ -10,9 +11,19 @@ use anyhow::{Context, Result};
 use crate::manifest::{project_root, Manifest};
 use crate::workshop::{fill_regions, source_files};
 
-pub fn run(manifest: &Manifest, upto: u32) -> Result<()> {
-    manifest.chapter(upto)?;
+pub fn run(manifest: &Manifest, which: &str) -> Result<()> {
+    let (chapter, part) = manifest.chapter_or_part(which)?;
+    let upto = chapter.number;
     let root = project_root();
+    // A part: the chapter's stubs its pages (and earlier parts' pages) teach.
+    let part_titles = match part {
+        Some(part) => Some(crate::steps::titles_through(&root, chapter, part)?),
+        None => None,
+    };
+    let wanted = |r: &crate::regions::Region| match &part_titles {
+        Some(titles) if r.chapter == upto => titles.contains(&r.title),
+        _ => r.chapter <= upto,
+    };
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -31,9 +42,7 @@ pub fn run(manifest: &Manifest, upto: u32) -> Result<()> {
         let student = std::fs::read_to_string(&student_path)?;
         let solution = std::fs::read_to_string(&solution_path)?;
         let (filled, count) =
-            fill_regions(&file.display().to_string(), &student, &solution, |r| {
-                r.chapter <= upto
-            })?;
+            fill_regions(&file.display().to_string(), &student, &solution, wanted)?;
         if filled == student {
             continue;
         }
@@ -46,12 +55,23 @@ pub fn run(manifest: &Manifest, upto: u32) -> Result<()> {
         total += count;
     }
     if total == 0 {
-        println!("chapters 0..={upto} were already the reference code: nothing changed");
+        println!("chapters 0..={which} were already the reference code: nothing changed");
     } else {
+        let next =
+            match part.and_then(|p| chapter.parts.iter().skip_while(|q| q.name != p.name).nth(1)) {
+                Some(next) => format!(
+                    "part {} in chapters/{}.md",
+                    next.name,
+                    chapter.page_of(next)
+                ),
+                None => format!(
+                    "chapters/{}.md",
+                    manifest.slug(upto + 1).unwrap_or("introduction")
+                ),
+            };
         println!(
-            "\ncaught up to chapter {upto}: your previous files are in {}\nnext: read chapters/{}.md",
+            "\ncaught up to chapter {which}: your previous files are in {}\nnext: read {next}",
             backup.strip_prefix(&root).unwrap_or(&backup).display(),
-            manifest.slug(upto + 1).unwrap_or("introduction")
         );
     }
     Ok(())

@@ -3,13 +3,13 @@
 
 use anyhow::{bail, Result};
 
-use crate::manifest::{project_root, Chapter, Manifest, Part};
+use crate::manifest::{project_root, Chapter, Manifest};
 use crate::results::{self, TestRun};
 use crate::util;
 
 /// `which` is a chapter (`4`) or one part of a two-evening chapter (`4a`).
 pub fn run(manifest: &Manifest, which: &str) -> Result<()> {
-    let (chapter, part) = parse_which(manifest, which)?;
+    let (chapter, part) = manifest.chapter_or_part(which)?;
     let number = chapter.number;
     if !chapter.has_tests() {
         bail!("chapter {number} has no tests yet");
@@ -47,8 +47,10 @@ pub fn run(manifest: &Manifest, which: &str) -> Result<()> {
             part.and_then(|p| chapter.parts.iter().skip_while(|q| q.name != p.name).nth(1));
         match next_part {
             Some(next) => println!(
-                "next: part {} of chapters/{}.md, then `cargo xtask check {number}{}`",
-                next.name, chapter.slug, next.name
+                "next: part {} in chapters/{}.md, then `cargo xtask check {number}{}`",
+                next.name,
+                chapter.page_of(next),
+                next.name
             ),
             None => {
                 if let Some(next) = manifest.chapters.iter().find(|c| c.number == number + 1) {
@@ -63,34 +65,6 @@ pub fn run(manifest: &Manifest, which: &str) -> Result<()> {
             run.failed().max(usize::from(!run.built)),
             run.tests.len()
         )
-    }
-}
-
-/// `4` → chapter 4; `4a` → chapter 4 and its part `a`.
-fn parse_which<'m>(manifest: &'m Manifest, which: &str) -> Result<(&'m Chapter, Option<&'m Part>)> {
-    let digits = which.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-    let number: u32 = digits.parse().map_err(|_| {
-        anyhow::anyhow!("`{which}` is not a chapter: give its number (4) or a part of it (4a)")
-    })?;
-    let chapter = manifest.chapter(number)?;
-    let letter = &which[digits.len()..];
-    if letter.is_empty() {
-        return Ok((chapter, None));
-    }
-    match chapter.parts.iter().find(|p| p.name == letter) {
-        Some(part) => Ok((chapter, Some(part))),
-        None if chapter.parts.is_empty() => {
-            bail!("chapter {number} has no parts: check it whole with `cargo xtask check {number}`")
-        }
-        None => bail!(
-            "chapter {number} has no part {letter}: its parts are {}",
-            chapter
-                .parts
-                .iter()
-                .map(|p| format!("{number}{}", p.name))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
     }
 }
 

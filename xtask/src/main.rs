@@ -49,8 +49,8 @@ enum Command {
     },
     /// Fill chapters 0..=N of your workshop with the reference code (a backup is kept)
     CatchUp {
-        /// The last chapter to fill in
-        chapter: u32,
+        /// The last chapter to fill in (4), or the last evening of one (4a)
+        chapter: String,
     },
     /// Run chapter N's tests against your workshop: a pass/fail board with hints
     Check {
@@ -121,7 +121,7 @@ fn run(cli: Cli) -> Result<()> {
     let manifest = manifest::Manifest::load()?;
     match cli.command {
         Command::Workshop { check } => workshop::ensure(&workshop::generate(&manifest)?, check),
-        Command::CatchUp { chapter } => catch_up::run(&manifest, chapter),
+        Command::CatchUp { chapter } => catch_up::run(&manifest, &chapter),
         Command::Doctor => doctor::run(),
         Command::Check { chapter } => check::run(&manifest, &chapter),
         Command::Progress { run } => progress::run(&manifest, run),

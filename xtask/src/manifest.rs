@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -91,6 +91,34 @@ impl Manifest {
             })
     }
 
+    /// `4` → chapter 4; `4a` → chapter 4 and its part `a`.
+    pub fn chapter_or_part(&self, which: &str) -> Result<(&Chapter, Option<&Part>)> {
+        let digits = which.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+        let number: u32 = digits.parse().map_err(|_| {
+            anyhow::anyhow!("`{which}` is not a chapter: give its number (4) or a part of it (4a)")
+        })?;
+        let chapter = self.chapter(number)?;
+        let letter = &which[digits.len()..];
+        if letter.is_empty() {
+            return Ok((chapter, None));
+        }
+        match chapter.parts.iter().find(|p| p.name == letter) {
+            Some(part) => Ok((chapter, Some(part))),
+            None if chapter.parts.is_empty() => {
+                bail!("chapter {number} has no parts: check it whole with `cargo xtask check {number}`")
+            }
+            None => bail!(
+                "chapter {number} has no part {letter}: its parts are {}",
+                chapter
+                    .parts
+                    .iter()
+                    .map(|p| format!("{number}{}", p.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+
     fn numbers(&self) -> String {
         let numbers: Vec<String> = self.chapters.iter().map(|c| c.number.to_string()).collect();
         numbers.join(", ")
@@ -127,6 +155,11 @@ impl Chapter {
             .flat_map(|other| other.tests.iter())
             .flat_map(|test| ["--skip".to_string(), test.clone()])
             .collect()
+    }
+
+    /// The page a part is taught on: its own, or else the chapter's.
+    pub fn page_of<'a>(&'a self, part: &'a Part) -> &'a str {
+        part.page.as_deref().unwrap_or(&self.slug)
     }
 
     /// The chapter's pages, in order: its own, then its parts' own pages.

@@ -17,7 +17,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::fixture;
 use crate::ladder::{prepare_scratch, write_workshop};
-use crate::manifest::{project_root, Chapter, Manifest};
+use crate::manifest::{project_root, Chapter, Manifest, Part};
 use crate::regions::{self, Piece, Region};
 use crate::util;
 use crate::workshop::{generate, source_files};
@@ -310,6 +310,60 @@ fn solution_regions(root: &Path) -> Result<Vec<Region>> {
 /// `BEGIN SOLUTION chNN "TITLE"` block). Every region of the chapter must be a step,
 /// exactly once.
 fn page_steps(chapter: &Chapter, page: &str, regions: &[Region]) -> Result<Vec<Step>> {
+    let steps = quoted_steps(chapter, page, regions)?;
+    let missing: Vec<&str> = regions
+        .iter()
+        .filter(|r| r.chapter == chapter.number)
+        .filter(|r| !steps.iter().any(|s| s.region.title == r.title))
+        .map(|r| r.title.as_str())
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "{}: these stubs of chapter {} are in no step of the page: {}",
+            chapter.slug,
+            chapter.number,
+            missing.join("; ")
+        );
+    }
+    if let Some(unknown) = chapter
+        .written_early
+        .iter()
+        .find(|title| !steps.iter().any(|s| &s.region.title == *title))
+    {
+        bail!(
+            "chapters.toml: chapter {}'s written_early names no step of its page: \"{unknown}\"",
+            chapter.number
+        );
+    }
+    Ok(steps)
+}
+
+/// The titles of the stubs taught by the pages of `chapter`'s parts up to and
+/// including `last` (`catch-up 4a` fills these).
+pub fn titles_through(root: &Path, chapter: &Chapter, last: &Part) -> Result<Vec<String>> {
+    let regions = solution_regions(root)?;
+    let mut pages: Vec<&str> = Vec::new();
+    for part in &chapter.parts {
+        if !pages.contains(&chapter.page_of(part)) {
+            pages.push(chapter.page_of(part));
+        }
+        if part.name == last.name {
+            break;
+        }
+    }
+    let mut titles = Vec::new();
+    for slug in pages {
+        let path = root.join("chapters").join(format!("{slug}.md"));
+        let page = std::fs::read_to_string(&path)
+            .with_context(|| format!("failed to read {}", path.display()))?;
+        let steps = quoted_steps(chapter, &page, &regions)?;
+        titles.extend(steps.into_iter().map(|step| step.region.title));
+    }
+    Ok(titles)
+}
+
+/// The steps a page quotes, in its order, without checking that they are all.
+fn quoted_steps(chapter: &Chapter, page: &str, regions: &[Region]) -> Result<Vec<Step>> {
     let todo = format!("todo!(\"chapter {} ({}): ", chapter.number, chapter.topic);
     let begin = format!("BEGIN SOLUTION ch{:02} \"", chapter.number);
     let mut steps: Vec<Step> = Vec::new();
@@ -350,30 +404,6 @@ fn page_steps(chapter: &Chapter, page: &str, regions: &[Region]) -> Result<Vec<S
             });
         }
         current = None;
-    }
-    let missing: Vec<&str> = regions
-        .iter()
-        .filter(|r| r.chapter == chapter.number)
-        .filter(|r| !steps.iter().any(|s| s.region.title == r.title))
-        .map(|r| r.title.as_str())
-        .collect();
-    if !missing.is_empty() {
-        bail!(
-            "{}: these stubs of chapter {} are in no step of the page: {}",
-            chapter.slug,
-            chapter.number,
-            missing.join("; ")
-        );
-    }
-    if let Some(unknown) = chapter
-        .written_early
-        .iter()
-        .find(|title| !steps.iter().any(|s| &s.region.title == *title))
-    {
-        bail!(
-            "chapters.toml: chapter {}'s written_early names no step of its page: \"{unknown}\"",
-            chapter.number
-        );
     }
     Ok(steps)
 }

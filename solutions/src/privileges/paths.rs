@@ -5,6 +5,8 @@
 //! nodes are guarded by mount flags: every place the container can write is
 //! mounted `nodev`, so a node it makes with mknod(2) cannot be opened, and the
 //! default devices are bind mounts of their own that stay usable.
+//!
+//! Chapter 4, part B (chapters/04b-hardening.md).
 
 use std::path::Path;
 
@@ -108,6 +110,9 @@ pub fn mask_paths(paths: &[String]) -> Result<(), PrivilegeError> {
         }
     }
     Ok(())
+    // BEGIN STUB
+    // crate::note::chapter_not_done(4, "privileges, part B", "/proc/kcore and friends are not masked");
+    // Ok(())
     // END SOLUTION
 }
 
@@ -144,6 +149,9 @@ pub fn make_readonly(paths: &[String]) -> Result<(), PrivilegeError> {
         .map_err(mount_error(path))?;
     }
     Ok(())
+    // BEGIN STUB
+    // crate::note::chapter_not_done(4, "privileges, part B", "/proc/sys and friends stay writable");
+    // Ok(())
     // END SOLUTION
 }
 
@@ -206,5 +214,8 @@ pub fn seal_devices(read_only_root: bool) -> Result<(), PrivilegeError> {
         root_flags |= MsFlags::MS_RDONLY;
     }
     mount(None::<&str>, root, None::<&str>, root_flags, None::<&str>).map_err(mount_error(root))
+    // BEGIN STUB
+    // crate::note::chapter_not_done(4, "privileges, part B", "device nodes the container makes can be opened");
+    // Ok(())
     // END SOLUTION
 }

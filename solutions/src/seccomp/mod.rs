@@ -1,6 +1,6 @@
 //! Seccomp: a filter on the syscalls the container may make at all.
 //!
-//! Chapter 4 (chapters/04-privileges.md). Capabilities decide what a syscall may do;
+//! Chapter 4, part B (chapters/04b-hardening.md). Capabilities decide what a syscall may do;
 //! seccomp decides whether it may be made. A profile (see `profile`) is compiled into
 //! classic BPF that the kernel runs on every syscall; ferry uses the `seccompiler`
 //! crate for the BPF and keeps the profile's tables as data. The compiled filter
@@ -140,7 +140,13 @@ pub fn compile(profile: &Profile, caps: &HashSet<String>) -> Result<Vec<BpfProgr
     let mut by_action: BTreeMap<(u8, u32), (SeccompAction, SyscallRules)> = BTreeMap::new();
     for rule in profile.syscalls.iter().filter(|rule| rule.applies(caps)) {
         let action = kernel_action(rule.action, rule.errno_ret);
-        let key = (rule.action as u8, rule.errno_ret.unwrap_or(0));
+        // Group by what the kernel will answer: an errno rule without errnoRet
+        // returns EPERM, the same as one that names EPERM.
+        let errno = match action {
+            SeccompAction::Errno(errno) => errno,
+            _ => 0,
+        };
+        let key = (rule.action as u8, errno);
         for name in &rule.names {
             let Some(number) = syscalls::number(name) else {
                 log::debug!("seccomp: no syscall {name} on this architecture");
@@ -180,6 +186,9 @@ pub fn compile(profile: &Profile, caps: &HashSet<String>) -> Result<Vec<BpfProgr
         programs.push(build(rules, SeccompAction::Allow, action, arch)?);
     }
     Ok(programs)
+    // BEGIN STUB
+    // crate::note::chapter_not_done(4, "privileges, part B", "no seccomp filter: every syscall is allowed");
+    // Ok(Vec::new())
     // END SOLUTION
 }
 
@@ -255,5 +264,19 @@ mod tests {
         let admin: HashSet<String> = ["CAP_SYS_ADMIN".to_string()].into();
         // With CAP_SYS_ADMIN clone3 is allowed: only the allow filter remains.
         assert_eq!(compile(&default_profile(), &admin).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn rules_that_answer_the_same_errno_share_a_filter() {
+        let profile: Profile = serde_json::from_str(
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+                {"names": ["mount"], "action": "SCMP_ACT_ERRNO"},
+                {"names": ["umount2"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
+                {"names": ["getpid"], "action": "SCMP_ACT_ALLOW", "errnoRet": 5},
+                {"names": ["chroot"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]}"#,
+        )
+        .unwrap();
+        // One EPERM filter and one ENOSYS filter; the allow rule needs none.
+        assert_eq!(compile(&profile, &HashSet::new()).unwrap().len(), 2);
     }
 }

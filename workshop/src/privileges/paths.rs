@@ -7,6 +7,8 @@
 //! nodes are guarded by mount flags: every place the container can write is
 //! mounted `nodev`, so a node it makes with mknod(2) cannot be opened, and the
 //! default devices are bind mounts of their own that stay usable.
+//!
+//! Chapter 4, part B (chapters/04b-hardening.md).
 
 use std::path::Path;
 
@@ -85,7 +87,12 @@ fn mount_error(target: &Path) -> impl FnOnce(nix::Error) -> PrivilegeError + '_ 
 /// on top, a file gets /dev/null bind-mounted on top (see mount(2)).
 pub fn mask_paths(paths: &[String]) -> Result<(), PrivilegeError> {
     // BEGIN SOLUTION ch04 "mask paths: an empty read-only tmpfs on directories, /dev/null on files"
-    todo!("chapter 4 (privileges): mask paths: an empty read-only tmpfs on directories, /dev/null on files — see chapters/04-privileges.md")
+    crate::note::chapter_not_done(
+        4,
+        "privileges, part B",
+        "/proc/kcore and friends are not masked",
+    );
+    Ok(())
     // END SOLUTION
 }
 
@@ -94,7 +101,12 @@ pub fn mask_paths(paths: &[String]) -> Result<(), PrivilegeError> {
 /// bind mount can only be changed by a remount. Keep `nosuid,nodev,noexec`.
 pub fn make_readonly(paths: &[String]) -> Result<(), PrivilegeError> {
     // BEGIN SOLUTION ch04 "make paths read-only: bind-mount onto itself, then remount read-only"
-    todo!("chapter 4 (privileges): make paths read-only: bind-mount onto itself, then remount read-only — see chapters/04-privileges.md")
+    crate::note::chapter_not_done(
+        4,
+        "privileges, part B",
+        "/proc/sys and friends stay writable",
+    );
+    Ok(())
     // END SOLUTION
 }
 
@@ -128,6 +140,11 @@ pub fn current_flags(path: &Path) -> MsFlags {
 /// already ([`current_flags`]), since a remount replaces them all.
 pub fn seal_devices(read_only_root: bool) -> Result<(), PrivilegeError> {
     // BEGIN SOLUTION ch04 "seal devices: bind the default nodes, remount /dev and / nodev"
-    todo!("chapter 4 (privileges): seal devices: bind the default nodes, remount /dev and / nodev — see chapters/04-privileges.md")
+    crate::note::chapter_not_done(
+        4,
+        "privileges, part B",
+        "device nodes the container makes can be opened",
+    );
+    Ok(())
     // END SOLUTION
 }
