@@ -62,14 +62,19 @@ pub fn run(manifest: &Manifest) -> Result<()> {
             "--bins",
         ]))
     })?;
-    step("chapter tests against the reference", &mut || {
-        let mut command = util::cargo();
-        command.args(["test", "--quiet", "-p", "ferry"]);
-        for chapter in manifest.chapters.iter().filter(|c| c.has_tests()) {
-            command.args(["--test", &chapter.test]);
-        }
-        util::run(&mut command)
-    })?;
+    step(
+        "chapter tests and capstone labs against the reference",
+        &mut || {
+            let mut command = util::cargo();
+            command.args(["test", "--quiet", "-p", "ferry"]);
+            for chapter in manifest.chapters.iter().filter(|c| c.has_tests()) {
+                command.args(["--test", &chapter.test]);
+            }
+            // The capstone labs (chapters/capstone.md) are no chapter but run here too.
+            command.args(["--test", "capstone"]);
+            util::run(&mut command)
+        },
+    )?;
     step("the ladder (--full)", &mut || ladder::run(manifest, true))?;
     step("the pages' order of steps (ladder --steps)", &mut || {
         crate::steps::run(manifest, &[])

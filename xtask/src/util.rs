@@ -137,13 +137,16 @@ pub const REGISTRY: (&str, &str) = ("/usr/bin/docker-registry", "docker-registry
 /// nsenter (util-linux) let the tests look at the test host's network.
 pub const NFTABLES: (&str, &str) = ("/usr/sbin/nft", "nftables");
 pub const IPROUTE: (&str, &str) = ("/usr/bin/ip", "iproute2");
+/// For the capstone labs (tests/capstone.rs): the database copied, with the
+/// libraries `ldd` lists, onto a busybox image.
+pub const REDIS: (&str, &str) = ("/usr/bin/redis-server", "redis-server");
 /// For `cargo xtask book --check-links`, `slides --pdf/--check` and `screenshots`:
 /// the browser that opens the built book, prints and measures the decks, and
 /// takes the pictures.
 pub const CHROMIUM: (&str, &str) = ("/usr/bin/chromium", "chromium");
-/// Everything the chapter tests need.
+/// Everything the chapter tests (and the capstone labs) need.
 pub const PACKAGES: &[(&str, &str)] = &[
-    BUSYBOX, SKOPEO, UMOCI, PODMAN, RUNC, REGISTRY, NFTABLES, IPROUTE,
+    BUSYBOX, SKOPEO, UMOCI, PODMAN, RUNC, REGISTRY, NFTABLES, IPROUTE, REDIS,
 ];
 
 /// Installs the missing packages with apt-get (update first; waits for the apt lock).
