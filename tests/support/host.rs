@@ -105,6 +105,11 @@ impl TestHost {
         Invocation::new(self, all)
     }
 
+    /// `PROGRAM ARGS...` (podman, say), run inside the test host as the engine is.
+    pub fn command(&self, program: &str, args: &[&str]) -> Invocation<'_> {
+        Invocation::new(self, args.iter().map(OsString::from).collect()).program(program)
+    }
+
     /// `ENGINE run --rm --rootfs ROOTFS --cgroup-parent PARENT [options and command]`:
     /// from chapter 8 a container stays in the store after it ends unless `--rm`
     /// (as docker's); before, it is always removed and `--rm` changes nothing.

@@ -15,6 +15,11 @@ use super::{engine_binary, Output, TestHost, TIMEOUT};
 /// A command to run inside the test host.
 pub struct Invocation<'h> {
     host: &'h TestHost,
+    /// Another program than the engine (podman, say), run in the test host too.
+    program: Option<OsString>,
+    /// stdout and stderr to this file instead of pipes: for a command that leaves
+    /// a process holding them (`runtime create`), whose end-of-file never comes.
+    output_file: Option<std::path::PathBuf>,
     args: Vec<OsString>,
     env: Vec<(String, String)>,
     stdin: Option<Vec<u8>>,
@@ -30,6 +35,8 @@ impl<'h> Invocation<'h> {
     pub(super) fn new(host: &'h TestHost, args: Vec<OsString>) -> Self {
         Invocation {
             host,
+            program: None,
+            output_file: None,
             args,
             env: Vec::new(),
             stdin: None,
@@ -62,13 +69,29 @@ impl<'h> Invocation<'h> {
         self
     }
 
+    /// Runs `program` instead of the engine.
+    pub(super) fn program(mut self, program: &str) -> Self {
+        self.program = Some(program.into());
+        self
+    }
+
+    /// Sends stdout and stderr to `path`; the output is read from it at the end.
+    pub fn output_to(mut self, path: &std::path::Path) -> Self {
+        self.output_file = Some(path.to_path_buf());
+        self
+    }
+
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
     fn describe(&self) -> String {
-        let mut text = String::from(engine_binary());
+        let program = self
+            .program
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned());
+        let mut text = program.unwrap_or_else(|| engine_binary().to_string());
         for arg in &self.args {
             text.push(' ');
             text.push_str(&shell_quote(&arg.to_string_lossy()));
@@ -78,12 +101,25 @@ impl<'h> Invocation<'h> {
 
     /// Starts the engine with its stdin a pipe the test holds open.
     pub fn spawn(mut self) -> Running {
-        let mut command = Command::new(engine_binary());
+        let mut command = Command::new(
+            self.program
+                .clone()
+                .unwrap_or_else(|| engine_binary().into()),
+        );
         command
             .args(&self.args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        match &self.output_file {
+            Some(path) => {
+                let file = File::create(path).unwrap();
+                command
+                    .stdout(Stdio::from(file.try_clone().unwrap()))
+                    .stderr(Stdio::from(file));
+            }
+            None => {
+                command.stdout(Stdio::piped()).stderr(Stdio::piped());
+            }
+        }
         let has_stdin_file = self.stdin_file.is_some();
         match self.stdin_file.take() {
             Some(file) => command.stdin(Stdio::from(file)),
@@ -136,6 +172,7 @@ impl<'h> Invocation<'h> {
         Running {
             child,
             stdin,
+            output_file: self.output_file.clone(),
             description: self.describe(),
             deadline: Instant::now() + self.timeout,
         }
@@ -156,6 +193,7 @@ impl<'h> Invocation<'h> {
 pub struct Running {
     child: Child,
     stdin: Option<ChildStdin>,
+    output_file: Option<std::path::PathBuf>,
     description: String,
     deadline: Instant,
 }
@@ -186,10 +224,10 @@ impl Running {
     /// Waits for the engine to end (killing it at the deadline) and collects its output.
     pub fn wait(mut self) -> Output {
         self.close_stdin();
-        let mut stdout = self.child.stdout.take().unwrap();
-        let mut stderr = self.child.stderr.take().unwrap();
-        let out_reader = std::thread::spawn(move || read_all(&mut stdout));
-        let err_reader = std::thread::spawn(move || read_all(&mut stderr));
+        let stdout = self.child.stdout.take();
+        let stderr = self.child.stderr.take();
+        let out_reader = std::thread::spawn(move || stdout.map(|mut s| read_all(&mut s)));
+        let err_reader = std::thread::spawn(move || stderr.map(|mut s| read_all(&mut s)));
         let mut timed_out = false;
         let status = loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -202,11 +240,15 @@ impl Running {
             }
             std::thread::sleep(Duration::from_millis(10));
         };
+        let from_file = self
+            .output_file
+            .as_ref()
+            .map(|path| std::fs::read(path).unwrap_or_default());
         Output::new(
             self.description.clone(),
             status,
-            out_reader.join().unwrap(),
-            err_reader.join().unwrap(),
+            out_reader.join().unwrap().or(from_file).unwrap_or_default(),
+            err_reader.join().unwrap().unwrap_or_default(),
             timed_out,
         )
     }
@@ -254,7 +296,11 @@ impl<'h> Invocation<'h> {
         };
         let pty = nix::pty::openpty(Some(&size), None).expect("openpty");
         let slave = File::from(pty.slave);
-        let mut command = Command::new(engine_binary());
+        let mut command = Command::new(
+            self.program
+                .clone()
+                .unwrap_or_else(|| engine_binary().into()),
+        );
         command
             .args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))

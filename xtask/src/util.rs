@@ -140,13 +140,17 @@ pub const IPROUTE: (&str, &str) = ("/usr/bin/ip", "iproute2");
 /// For the capstone labs (tests/capstone.rs): the database copied, with the
 /// libraries `ldd` lists, onto a busybox image.
 pub const REDIS: (&str, &str) = ("/usr/bin/redis-server", "redis-server");
+/// Chapter 12: containerd (and its `ctr`) drives ferry through its runc shim; conmon
+/// comes with podman.
+pub const CONTAINERD: (&str, &str) = ("/usr/bin/containerd", "containerd");
+pub const CONMON: (&str, &str) = ("/usr/bin/conmon", "conmon");
 /// For `cargo xtask book --check-links`, `slides --pdf/--check` and `screenshots`:
 /// the browser that opens the built book, prints and measures the decks, and
 /// takes the pictures.
 pub const CHROMIUM: (&str, &str) = ("/usr/bin/chromium", "chromium");
 /// Everything the chapter tests (and the capstone labs) need.
 pub const PACKAGES: &[(&str, &str)] = &[
-    BUSYBOX, SKOPEO, UMOCI, PODMAN, RUNC, REGISTRY, NFTABLES, IPROUTE, REDIS,
+    BUSYBOX, SKOPEO, UMOCI, PODMAN, RUNC, REGISTRY, NFTABLES, IPROUTE, REDIS, CONTAINERD, CONMON,
 ];
 
 /// Installs the missing packages with apt-get (update first; waits for the apt lock).

@@ -21,7 +21,8 @@ pub use limits::{
 pub use ops::{mount_inside, InsideMount};
 
 /// The controllers a container's cgroup joins (v1 hierarchies bound to them).
-pub const CONTROLLERS: &[&str] = &["memory", "pids", "cpu", "cpuacct", "cpuset"];
+/// `freezer` is for pause and resume (chapter 12), on v1; v2 has it in every cgroup.
+pub const CONTROLLERS: &[&str] = &["memory", "pids", "cpu", "cpuacct", "cpuset", "freezer"];
 
 /// What `run` asks of cgroups.
 #[derive(Debug, Clone, Default)]
@@ -205,6 +206,14 @@ impl ContainerCgroup {
         self.remove()?;
         self.remove_empty_parents();
         Ok(())
+    }
+}
+
+impl ContainerCgroup {
+    /// Leaves the cgroup in place for a later command to remove (`ferry runtime
+    /// create` returns while the container lives on).
+    pub fn keep(mut self) {
+        self.removed = true;
     }
 }
 

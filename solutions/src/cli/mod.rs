@@ -11,6 +11,7 @@ pub mod inspect;
 pub mod logs;
 mod mounts;
 mod network;
+pub mod oci;
 pub mod ps;
 pub mod registry;
 mod run;
@@ -19,7 +20,7 @@ pub mod template;
 mod terminal;
 mod volume;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
@@ -118,11 +119,32 @@ pub enum Command {
     Login(registry::LoginArgs),
     /// Log out from a registry
     Logout(registry::LogoutArgs),
+    /// The runtime alone, with runc's command line (`ferry runtime --help`; chapter 12)
+    #[command(disable_help_flag = true)]
+    Runtime {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 /// Parses the arguments, runs the command and returns the process exit code.
 pub fn main() -> i32 {
     errors::quiet_panics();
+    // The runtime's own dialect (runc's): `ferry runtime ...`, or this binary
+    // called through a symlink named `ferry-runtime` (for podman --runtime).
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let called_as_runtime = args.first().is_some_and(|arg0| {
+        Path::new(arg0)
+            .file_name()
+            .is_some_and(|name| name.to_string_lossy() == format!("{ENGINE}-runtime"))
+    });
+    if called_as_runtime {
+        return oci::main(args);
+    }
+    if args.get(1).is_some_and(|arg| arg == "runtime") {
+        args.remove(0);
+        return oci::main(args);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
@@ -201,6 +223,12 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
         Command::Push(args) => registry::push(&args, &state_root),
         Command::Login(args) => registry::login(&args, &state_root),
         Command::Logout(args) => registry::logout(&args),
+        // Handled in `main` before the engine's parser; here only for `--help`.
+        Command::Runtime { args } => {
+            let mut all = vec![std::ffi::OsString::from("runtime")];
+            all.extend(args.into_iter().map(Into::into));
+            Ok(oci::main(all))
+        }
         Command::Image(args) => match args.command {
             image::ImageCommand::Ls(args) => image::images(&args, &state_root),
             image::ImageCommand::Inspect { images } => image::inspect(&images, &state_root),

@@ -125,6 +125,7 @@ pub fn build(inputs: &Inputs) -> Result<Spec, ConfigError> {
             limit: limit as i64,
         }),
         cpu,
+        devices: Vec::new(),
     };
     let mut annotations = BTreeMap::new();
     if options.init {
@@ -158,6 +159,9 @@ pub fn build(inputs: &Inputs) -> Result<Spec, ConfigError> {
             }),
             rlimits: Vec::new(),
             no_new_privileges: options.no_new_privileges,
+            oom_score_adj: None,
+            apparmor_profile: None,
+            console_size: None,
         },
         root: spec::Root {
             path: match (inputs.layer, inputs.lowers.first()) {
@@ -186,8 +190,10 @@ pub fn build(inputs: &Inputs) -> Result<Spec, ConfigError> {
             seccomp,
             masked_paths,
             readonly_paths,
+            sysctl: BTreeMap::new(),
         },
         annotations,
+        hooks: spec::Hooks::default(),
     })
 }
 
@@ -217,6 +223,7 @@ fn numeric_user(user: &User) -> spec::User {
             .copied()
             .filter(|g| *g != user.gid)
             .collect(),
+        umask: None,
     }
 }
 

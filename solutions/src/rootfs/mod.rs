@@ -212,6 +212,8 @@ pub struct Bind {
     /// A directory (a volume) or not (a file, a device node).
     pub directory: bool,
     pub read_only: bool,
+    /// `noexec`: nothing on it can be executed.
+    pub no_exec: bool,
 }
 
 /// One mount of the container's root, in the runtime spec's order.
@@ -256,12 +258,15 @@ pub struct Entered {
 /// volumes and the engine's files onto targets resolved inside the root (never
 /// following a symlink out of it); switch the root; fill /dev. Nothing is written
 /// in the image: with an overlay the container's writes land in its upper layer.
+/// `root_owned` says the root is the caller's own for this container (an OCI
+/// bundle's, chapter 12), where missing mount targets are created, as runc does.
 pub fn enter(
     rootfs: &Path,
     overlay: Option<&Overlay>,
     no_pivot: bool,
     namespaces: CloneFlags,
     mounts: &[MountEntry],
+    root_owned: bool,
 ) -> Result<Entered, RootfsError> {
     // Without the overlay (or before chapter 5), the root is the image's directory.
     let lower = overlay
@@ -287,7 +292,7 @@ pub fn enter(
                 layers: overlay.lowers.len(),
             })
         }
-        _ => (lower, false),
+        _ => (lower, root_owned),
     };
     // pivot_root needs the new root to be a mount point; later chapters also
     // change this mount's flags (nodev, read-only).
@@ -486,7 +491,17 @@ fn bind_in_root(root: &Root, bind: &Bind, may_create: bool) -> Result<(), Rootfs
         let target = mount_target(root, path, may_create)?;
         let retarget = || Ok(root.require(path, Kind::Directory)?);
         log::debug!("binding {} on {}", bind.source.display(), bind.target);
-        return binds::bind_directory(&bind.source, &target, bind.read_only, &retarget);
+        binds::bind_directory(&bind.source, &target, bind.read_only, &retarget)?;
+        if bind.no_exec {
+            let bound = retarget()?;
+            crate::sys::forbid_exec_in_mount_tree(bound.fd()).map_err(|source| {
+                RootfsError::Bind {
+                    target: bound.path.clone(),
+                    source,
+                }
+            })?;
+        }
+        return Ok(());
     }
     let Some(target) = root.file_in_root(path, may_create)? else {
         log::debug!("{} is not in the image: not bound", bind.target);
@@ -505,18 +520,20 @@ fn bind_in_root(root: &Root, bind: &Bind, may_create: bool) -> Result<(), Rootfs
         target: bind.target.clone(),
         source,
     })?;
-    if bind.read_only {
+    if bind.read_only || bind.no_exec {
         let bound = root
             .file_in_root(path, false)?
             .ok_or_else(|| SafePathError::Missing {
                 path: path.to_path_buf(),
             })?;
-        crate::sys::restrict_mount_tree(bound.fd(), true).map_err(|source| {
-            RootfsError::BindFile {
-                target: bind.target.clone(),
-                source,
-            }
-        })?;
+        let error = |source| RootfsError::BindFile {
+            target: bind.target.clone(),
+            source,
+        };
+        crate::sys::restrict_mount_tree(bound.fd(), bind.read_only).map_err(error)?;
+        if bind.no_exec {
+            crate::sys::forbid_exec_in_mount_tree(bound.fd()).map_err(error)?;
+        }
     }
     Ok(())
 }

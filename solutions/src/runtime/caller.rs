@@ -25,9 +25,13 @@ pub fn process_title() -> String {
 }
 
 /// Dies with the parent (prctl(2) `PR_SET_PDEATHSIG`), then hides the caller's
-/// environment and command line (see the module's doc).
-pub fn forget_the_caller() -> nix::Result<()> {
-    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+/// environment and command line (see the module's doc). A process that must
+/// outlive the runtime (`ferry runtime create`, whose caller — podman's conmon —
+/// becomes its parent) passes `outlives_the_runtime`.
+pub fn forget_the_caller(outlives_the_runtime: bool) -> nix::Result<()> {
+    if !outlives_the_runtime {
+        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+    }
     // Best effort: a kernel without /proc/self/mem access still gets non-dumpable.
     if let Err(error) = overwrite_arguments_and_environment() {
         log::debug!("could not overwrite the command line and environment: {error}");

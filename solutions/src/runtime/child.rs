@@ -13,7 +13,7 @@ use std::path::Path;
 use nix::sched::CloneFlags;
 
 use super::caller;
-use super::plan::Plan;
+use super::plan::{Plan, Rlimit};
 use super::sync::{ChildEnds, ChildFailure, FromChild, ToChild};
 use crate::cgroups::{self, CgroupError, InsideMount};
 use crate::errors::{self, EXIT_ENGINE_FAILED};
@@ -59,6 +59,26 @@ pub enum ChildError {
     Sync(#[source] std::io::Error),
     #[error(transparent)]
     Terminal(#[from] crate::terminal::TerminalError),
+    #[error(
+        "failed to set {resource} (setrlimit(2)): raising a hard limit needs CAP_SYS_RESOURCE"
+    )]
+    Rlimit {
+        resource: String,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("failed to pass descriptor {fd} on to the program (--preserve-fds): is it open?")]
+    PreserveFd {
+        fd: RawFd,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("failed to set the sysctl {key} in the container (/proc/sys)")]
+    Sysctl {
+        key: String,
+        #[source]
+        source: nix::Error,
+    },
 }
 
 impl ChildError {
@@ -93,6 +113,12 @@ pub struct ChildArgs<'a> {
     pub parent_fds: Vec<RawFd>,
     /// With a terminal: the socket the pty's master goes out on.
     pub console: Option<std::os::fd::BorrowedFd<'a>>,
+    /// `ferry runtime create` (chapter 12): the exec FIFO, open read-write, on
+    /// which the process waits for `start` instead of the pipe — the runtime that
+    /// created it is gone by then.
+    pub exec_fifo: Option<RawFd>,
+    /// `--preserve-fds N`: descriptors 3 to 3+N-1, which the program inherits.
+    pub preserved_fds: Vec<RawFd>,
 }
 
 /// The child's entry point; returns the exit code only when it could not exec.
@@ -101,11 +127,14 @@ pub fn main(plan: &Plan, args: &ChildArgs, ends: &mut ChildEnds) -> isize {
     // Nothing the caller left open may reach the container (CVE-2024-21626).
     let mut keep = ends.raw_fds();
     keep.extend(args.console.map(|fd| std::os::fd::AsRawFd::as_raw_fd(&fd)));
+    keep.extend(args.exec_fifo);
+    keep.extend(&args.preserved_fds);
     if sys::close_fds_except(&keep).is_err() {
         return EXIT_ENGINE_FAILED as isize;
     }
-    // Nor its environment, command line or memory; and no child outlives ferry.
-    if let Err(error) = caller::forget_the_caller() {
+    // Nor its environment, command line or memory; and no child outlives ferry
+    // (but the one `ferry runtime create` leaves to its caller).
+    if let Err(error) = caller::forget_the_caller(args.exec_fifo.is_some()) {
         ends.report(&ChildFailure {
             exit_code: EXIT_ENGINE_FAILED,
             message: errors::chain(&ChildError::Caller(error)),
@@ -158,12 +187,17 @@ fn setup_and_exec(
     if namespaces.contains(CloneFlags::CLONE_NEWNET) {
         namespaces::bring_up_loopback()?;
     }
+    // Limits while the process may still raise them (CAP_SYS_RESOURCE).
+    if !plan.rlimits.is_empty() {
+        set_rlimits(&plan.rlimits)?;
+    }
     let entered = rootfs::enter(
         &plan.rootfs,
         plan.overlay.as_ref(),
         plan.no_pivot,
         namespaces,
         &plan.mounts,
+        plan.root_owned,
     )?;
     let root = entered.view.clone();
     if root == RootView::Isolated
@@ -172,6 +206,10 @@ fn setup_and_exec(
     {
         cgroups::mount_inside(args.cgroup_mounts)?;
     }
+    // The container's /proc is mounted and still writable (harden makes
+    // /proc/sys read-only below). Without a mount namespace of its own, the host's
+    // /proc/sys shows the namespaces of the process that opens it: these.
+    write_sysctls(&plan.sysctl)?;
     if let (true, Some(socket)) = (plan.terminal, args.console) {
         // The container's own devpts is mounted: the pty comes from it.
         let (master, peer) = terminal::open_console()?;
@@ -195,9 +233,29 @@ fn setup_and_exec(
     let program = process::resolve_program(root.path(), &plan.args[0], path_var)?;
     // Created: everything is ready but the user's program (`ferry create` ends here).
     ends.send(&FromChild::Ready);
-    if !ends.wait_for(ToChild::Start).map_err(ChildError::Sync)? {
+    let started = match args.exec_fifo {
+        Some(fifo) => {
+            // Nobody reads the pipe any more: its runtime returned after Ready.
+            ends.close_report();
+            wait_on_exec_fifo(fifo)?
+        }
+        None => ends.wait_for(ToChild::Start).map_err(ChildError::Sync)?,
+    };
+    if !started {
         // The runtime went away (or deleted the container) instead of starting it.
         std::process::exit(EXIT_ENGINE_FAILED);
+    }
+    if let Some(mask) = plan.umask {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+    }
+    // The preserved descriptors are the program's: they survive its execve(2)
+    // (chapter 4 marked every descriptor above 2 close-on-exec).
+    for &fd in &args.preserved_fds {
+        nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        )
+        .map_err(|source| ChildError::PreserveFd { fd, source })?;
     }
     log::debug!("executing {}", program.display());
     // The command starts with no signal blocked or ignored, whatever ferry (Rust
@@ -205,6 +263,60 @@ fn setup_and_exec(
     signals::reset_for_exec().map_err(ChildError::SignalMask)?;
     ends.send(&FromChild::Exec);
     Err(process::exec(&program, &plan.args, &plan.env).into())
+}
+
+/// Sets each of `process.rlimits` with setrlimit(2): the program and its
+/// children inherit them (a fork bomb meets RLIMIT_NPROC, a leak RLIMIT_NOFILE).
+pub(super) fn set_rlimits(limits: &[Rlimit]) -> Result<(), ChildError> {
+    // BEGIN SOLUTION ch12 "set process.rlimits with setrlimit(2), soft and hard, before the capabilities go"
+    for limit in limits {
+        nix::sys::resource::setrlimit(limit.resource, limit.soft, limit.hard).map_err(
+            |source| ChildError::Rlimit {
+                resource: format!("{:?}", limit.resource),
+                source,
+            },
+        )?;
+    }
+    Ok(())
+    // END SOLUTION
+}
+
+/// Blocks until `ferry runtime start` writes a byte into the exec FIFO (`fifo`,
+/// opened read-write by the runtime so that this read waits for data instead of
+/// seeing end-of-file). `false` if it was closed instead.
+fn wait_on_exec_fifo(fifo: RawFd) -> Result<bool, ChildError> {
+    // BEGIN SOLUTION ch12 "wait before the program: read one byte from the exec FIFO that start writes"
+    let mut byte = [0u8; 1];
+    loop {
+        match nix::unistd::read(fifo, &mut byte) {
+            Ok(n) => return Ok(n == 1),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(source) => return Err(ChildError::Sync(source.into())),
+        }
+    }
+    // END SOLUTION
+}
+
+/// Writes each of `linux.sysctl` under /proc/sys (the plan admits only those of
+/// the container's own namespaces): `net.ipv4.ip_forward` is
+/// /proc/sys/net/ipv4/ip_forward.
+fn write_sysctls(entries: &[(String, String)]) -> Result<(), ChildError> {
+    for (key, value) in entries {
+        let path = Path::new("/proc/sys").join(key.replace('.', "/"));
+        let file = crate::sys::openat2(
+            None,
+            &path,
+            nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::fcntl::ResolveFlag::RESOLVE_NO_SYMLINKS
+                | nix::fcntl::ResolveFlag::RESOLVE_NO_MAGICLINKS,
+        );
+        let written = file.and_then(|fd| nix::unistd::write(&fd, value.as_bytes()).map(drop));
+        written.map_err(|source| ChildError::Sysctl {
+            key: key.clone(),
+            source,
+        })?;
+    }
+    Ok(())
 }
 
 /// Joins the namespace at `path` (see setns(2)): a network namespace the engine

@@ -28,11 +28,14 @@
 pub mod caller;
 pub mod child;
 pub mod exec;
+pub mod hooks;
+pub mod oci;
 pub mod plan;
 pub mod spec;
 pub mod state;
 pub mod sync;
 
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use nix::sys::signal::{kill, Signal};
@@ -85,6 +88,15 @@ pub enum RuntimeError {
         status: Status,
         action: &'static str,
     },
+    #[error(transparent)]
+    Hook(#[from] hooks::HookError),
+    #[error("failed to {step} {path}")]
+    File {
+        step: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Options of the runtime itself, not of the container (runc's global and
@@ -93,6 +105,14 @@ pub enum RuntimeError {
 pub struct CreateOptions {
     /// `--no-pivot`: chroot after moving the root mount, instead of pivot_root.
     pub no_pivot: bool,
+    /// `ferry runtime create --bundle DIR` (chapter 12): the bundle, which the
+    /// state names; its root is the caller's own for this container.
+    pub bundle: Option<PathBuf>,
+    /// The exec FIFO to create: the container's process outlives this runtime and
+    /// waits on the FIFO for `start`, which may come from another process.
+    pub exec_fifo: Option<PathBuf>,
+    /// `--preserve-fds N`: the program inherits descriptors 3 to 3+N-1.
+    pub preserve_fds: u32,
 }
 
 /// How the container ended.
@@ -119,6 +139,10 @@ pub struct Container {
     blocked: BlockedSignals,
     /// With `process.terminal`: the master of the command's pty (chapter 9).
     console: Option<std::os::fd::OwnedFd>,
+    /// The spec's hooks still to run: poststart at `start`, poststop at `delete`.
+    hooks: spec::Hooks,
+    /// Left to outlive this runtime (`leave_running`): dropping it kills nothing.
+    left: bool,
 }
 
 /// Creates the container `id` described by `spec` in `dir` (its bundle and state
@@ -131,9 +155,17 @@ pub fn create(
     options: &CreateOptions,
 ) -> Result<Container, RuntimeError> {
     let sys_error = |step| move |source| RuntimeError::Sys { step, source };
-    let plan = Plan::from_spec(spec, dir, id, options.no_pivot)?;
-    let state = State::new(id, dir, spec.annotations.clone());
+    let bundle = options.bundle.as_deref().unwrap_or(dir);
+    let mut plan = Plan::from_spec(spec, bundle, id, options.no_pivot)?;
+    plan.root_owned = options.bundle.is_some();
+    let state = State::new(id, bundle, spec.annotations.clone());
     state.save(dir)?;
+    let exec_fifo = options
+        .exec_fifo
+        .as_deref()
+        .map(oci::make_exec_fifo)
+        .transpose()?;
+    let preserved_fds: Vec<RawFd> = (0..options.preserve_fds as RawFd).map(|n| 3 + n).collect();
 
     // clone(2) copies only the calling thread: a lock another thread held would
     // stay locked in the child forever (see the SAFETY comment of clone_child).
@@ -176,11 +208,14 @@ pub fn create(
         console: console_socket
             .as_ref()
             .map(|(_, theirs)| std::os::fd::AsFd::as_fd(theirs)),
+        exec_fifo: exec_fifo.as_ref().map(AsRawFd::as_raw_fd),
+        preserved_fds,
     };
     let mut child_main = || child::main(&plan, &child_args, &mut child_ends);
     let pid = sys::clone_child(cloned, &mut child_main)
         .map_err(sys_error("clone(2) the container's process"))?;
     drop(child_ends); // the child has its own copies; ours would hide its end-of-file
+    drop(exec_fifo); // the child's copy is the FIFO's only reader now
     let console_socket = console_socket.map(|(ours, _theirs)| ours);
     let mut container = Container {
         dir: dir.to_path_buf(),
@@ -192,6 +227,8 @@ pub fn create(
         cgroup,
         blocked,
         console: None,
+        hooks: spec.hooks.clone(),
+        left: false,
     };
     container.state.pid = Some(pid.as_raw());
     container.state.pid_start_time = state::process_start_time(pid.as_raw());
@@ -200,6 +237,22 @@ pub fn create(
         cgroup.add_process(pid)?;
     }
     // Parent-side setup for the network (chapter 10) goes here.
+    if let Some(score) = plan.oom_score_adj {
+        let path = PathBuf::from(format!("/proc/{pid}/oom_score_adj"));
+        std::fs::write(&path, score.to_string()).map_err(|source| RuntimeError::File {
+            step: "write the OOM score adjustment to",
+            path,
+            source,
+        })?;
+    }
+    // The namespaces and cgroup exist, the root is not set up yet: the hooks of
+    // that moment (a prestart hook may configure the network namespace).
+    hooks::run_all("prestart", &spec.hooks.prestart, &container.state)?;
+    hooks::run_all(
+        "createRuntime",
+        &spec.hooks.create_runtime,
+        &container.state,
+    )?;
 
     if let Err(error) = container.parent_ends.send(ToChild::Release) {
         // The child is gone before it was released (killed from outside, say).
@@ -265,7 +318,25 @@ impl Container {
             other => return Err(self.setup_failed(other)),
         }
         log::debug!("the container's command is running as pid {}", self.pid);
-        self.set_status(Status::Running)
+        self.set_status(Status::Running)?;
+        hooks::warn_on_failure(hooks::run_all(
+            "poststart",
+            &self.hooks.poststart,
+            &self.state,
+        ));
+        Ok(())
+    }
+
+    /// Leaves the created container to outlive this process (`ferry runtime
+    /// create`): its process is reparented to the caller (a subreaper such as
+    /// conmon) when this runtime exits; its cgroup and state stay for the later
+    /// commands, which find it by its state.
+    pub fn leave_running(mut self) -> State {
+        self.left = true;
+        if let Some(cgroup) = self.cgroup.take() {
+            cgroup.keep();
+        }
+        self.state.clone()
     }
 
     /// Waits until the container's first process ends, passing on to it the signals
@@ -313,6 +384,12 @@ impl Container {
     pub fn delete(mut self) -> Result<(), RuntimeError> {
         self.kill_and_reap();
         let cgroup = self.cgroup.take().map(ContainerCgroup::destroy);
+        self.state.status = Status::Stopped;
+        hooks::warn_on_failure(hooks::run_all(
+            "poststop",
+            &self.hooks.poststop,
+            &self.state,
+        ));
         let state = std::fs::remove_file(self.dir.join(state::STATE_FILE));
         cgroup.transpose()?;
         state.map_err(|source| {
@@ -380,7 +457,9 @@ impl Drop for Container {
     /// The safety net: a container dropped without `delete` (an error path) still
     /// leaves no process behind; its cgroup goes with `ContainerCgroup`'s own drop.
     fn drop(&mut self) {
-        self.kill_and_reap();
+        if !self.left {
+            self.kill_and_reap();
+        }
     }
 }
 

@@ -60,6 +60,27 @@ pub struct Plan {
     pub cgroup: CgroupConfig,
     /// The last component of the cgroup path: the container's own cgroup.
     pub cgroup_name: String,
+    /// `process.rlimits`: set with setrlimit(2) before the program runs.
+    pub rlimits: Vec<Rlimit>,
+    /// `process.oomScoreAdj`: written by the runtime into /proc/PID/oom_score_adj.
+    pub oom_score_adj: Option<i32>,
+    /// `process.user.umask`.
+    pub umask: Option<u32>,
+    /// `linux.sysctl`: each written under the container's /proc/sys.
+    pub sysctl: Vec<(String, String)>,
+    /// `process.consoleSize`: rows and columns of the pty.
+    pub console_size: Option<(u16, u16)>,
+    /// The root is the caller's own for this container (an OCI bundle's): missing
+    /// mount targets are created in it, as runc does. Set by the runtime.
+    pub root_owned: bool,
+}
+
+/// One resource limit, checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rlimit {
+    pub resource: nix::sys::resource::Resource,
+    pub soft: u64,
+    pub hard: u64,
 }
 
 /// The namespace types of the spec and their clone(2) flags.
@@ -80,6 +101,39 @@ pub fn namespace_type(flag: CloneFlags) -> Option<&'static str> {
         .map(|(name, _)| *name)
 }
 
+/// The options of a bind mount ferry applies or that change nothing here: every
+/// mount is private already; atime flags follow the source; `z`/`Z` relabel for
+/// SELinux, which these machines do not run.
+const BIND_OPTIONS: &[&str] = &[
+    "bind",
+    "rbind",
+    "ro",
+    "rw",
+    "nosuid",
+    "nodev",
+    "noexec",
+    "exec",
+    "private",
+    "rprivate",
+    "relatime",
+    "norelatime",
+    "strictatime",
+    "noatime",
+    "nodiratime",
+    "z",
+    "Z",
+];
+
+/// Propagation a new mount could ask for that ferry's private mounts cannot give.
+const REFUSED_PROPAGATION: &[&str] = &[
+    "shared",
+    "rshared",
+    "slave",
+    "rslave",
+    "unbindable",
+    "runbindable",
+];
+
 /// The filesystem types ferry mounts as new instances.
 const KERNEL_FILESYSTEMS: &[&str] = &["proc", "tmpfs", "devpts", "sysfs", "mqueue"];
 
@@ -99,9 +153,6 @@ impl Plan {
             ));
         }
         let process = &spec.process;
-        if !process.rlimits.is_empty() {
-            return Err(refuse("process.rlimits", "are not supported by ferry"));
-        }
         if process.args.is_empty() {
             return Err(refuse("process.args", "are empty: nothing to run"));
         }
@@ -117,6 +168,8 @@ impl Plan {
             bundle.join(root)
         };
         let (cgroup, cgroup_name) = cgroup(&spec.linux, id)?;
+        let namespaces_all = joined.iter().fold(namespaces, |all, (flag, _)| all | *flag);
+        refuse_what_ferry_does_not_do(spec)?;
         Ok(Plan {
             rootfs,
             args: process.args.clone(),
@@ -134,8 +187,208 @@ impl Plan {
             security: security(spec)?,
             cgroup,
             cgroup_name,
+            rlimits: rlimits(&process.rlimits)?,
+            oom_score_adj: process.oom_score_adj,
+            umask: process.user.umask,
+            sysctl: sysctl(&spec.linux.sysctl, namespaces_all)?,
+            console_size: process.console_size.map(|size| (size.height, size.width)),
+            root_owned: false,
         })
     }
+}
+
+/// The resources `process.rlimits` may name (setrlimit(2)), by their spec names.
+const RLIMITS: &[(&str, nix::sys::resource::Resource)] = {
+    use nix::sys::resource::Resource::*;
+    &[
+        ("RLIMIT_AS", RLIMIT_AS),
+        ("RLIMIT_CORE", RLIMIT_CORE),
+        ("RLIMIT_CPU", RLIMIT_CPU),
+        ("RLIMIT_DATA", RLIMIT_DATA),
+        ("RLIMIT_FSIZE", RLIMIT_FSIZE),
+        ("RLIMIT_LOCKS", RLIMIT_LOCKS),
+        ("RLIMIT_MEMLOCK", RLIMIT_MEMLOCK),
+        ("RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE),
+        ("RLIMIT_NICE", RLIMIT_NICE),
+        ("RLIMIT_NOFILE", RLIMIT_NOFILE),
+        ("RLIMIT_NPROC", RLIMIT_NPROC),
+        ("RLIMIT_RSS", RLIMIT_RSS),
+        ("RLIMIT_RTPRIO", RLIMIT_RTPRIO),
+        ("RLIMIT_RTTIME", RLIMIT_RTTIME),
+        ("RLIMIT_SIGPENDING", RLIMIT_SIGPENDING),
+        ("RLIMIT_STACK", RLIMIT_STACK),
+    ]
+};
+
+fn rlimits(list: &[spec::Rlimit]) -> Result<Vec<Rlimit>, SpecError> {
+    let mut seen = Vec::new();
+    list.iter()
+        .map(|limit| {
+            let field = || format!("process.rlimits entry {}", limit.kind);
+            let resource = RLIMITS
+                .iter()
+                .find(|(name, _)| *name == limit.kind)
+                .map(|(_, resource)| *resource)
+                .ok_or_else(|| refuse(field(), "is not a limit of setrlimit(2)"))?;
+            if seen.contains(&resource) {
+                return Err(refuse(field(), "is given twice"));
+            }
+            seen.push(resource);
+            if limit.soft > limit.hard {
+                return Err(refuse(field(), "has a soft limit above its hard limit"));
+            }
+            Ok(Rlimit {
+                resource,
+                soft: limit.soft,
+                hard: limit.hard,
+            })
+        })
+        .collect()
+}
+
+/// The sysctls a container may set: those of the namespaces it has of its own
+/// (runc's list). Anything else would change the host, for every container.
+fn sysctl(
+    entries: &std::collections::BTreeMap<String, String>,
+    namespaces: CloneFlags,
+) -> Result<Vec<(String, String)>, SpecError> {
+    const IPC: &[&str] = &[
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    entries
+        .iter()
+        .map(|(key, value)| {
+            let field = || format!("linux.sysctl entry {key}");
+            let bad_name = key.is_empty()
+                || key.split(['.', '/']).any(|part| part.is_empty() || part == "..");
+            if bad_name {
+                return Err(refuse(field(), "is not a sysctl name such as net.ipv4.ip_forward"));
+            }
+            let (flag, namespace) = if IPC.contains(&key.as_str()) || key.starts_with("fs.mqueue.")
+            {
+                (CloneFlags::CLONE_NEWIPC, "ipc")
+            } else if key.starts_with("net.") {
+                (CloneFlags::CLONE_NEWNET, "network")
+            } else if key == "kernel.hostname" || key == "kernel.domainname" {
+                (CloneFlags::CLONE_NEWUTS, "uts")
+            } else {
+                return Err(refuse(
+                    field(),
+                    "is not namespaced: it would change the host (only ipc, network and uts sysctls are)",
+                ));
+            };
+            if !namespaces.contains(flag) {
+                return Err(refuse(
+                    field(),
+                    format!("needs a {namespace} namespace of the container's own"),
+                ));
+            }
+            Ok((key.clone(), value.clone()))
+        })
+        .collect()
+}
+
+/// The fields ferry reads but does not do: refused when they would change what
+/// runs (a `createContainer` hook, a device the rules would open up).
+fn refuse_what_ferry_does_not_do(spec: &Spec) -> Result<(), SpecError> {
+    if !spec.hooks.create_container.is_empty() || !spec.hooks.start_container.is_empty() {
+        return Err(refuse(
+            "hooks.createContainer and hooks.startContainer",
+            format!("run inside the container's namespaces, which {} does not do (prestart, createRuntime, poststart and poststop it runs)", crate::ENGINE),
+        ));
+    }
+    for hook in spec.hooks.all() {
+        if !hook.path.starts_with('/') {
+            return Err(refuse(
+                format!("hooks entry {}", hook.path),
+                "must have an absolute path",
+            ));
+        }
+    }
+    let rules = spec
+        .linux
+        .resources
+        .as_ref()
+        .map(|r| r.devices.as_slice())
+        .unwrap_or_default();
+    for rule in rules {
+        match device_rule(rule) {
+            DeviceRule::Sealed => {}
+            DeviceRule::NoNode(what) => log::warn!(
+                "linux.resources.devices allows {what}, which {} does not give: it seals devices (chapter 4), so a node the container makes for it cannot be opened",
+                crate::ENGINE
+            ),
+            DeviceRule::Refused(what) => {
+                return Err(refuse(
+                    "linux.resources.devices",
+                    format!(
+                        "allow {what}: {} seals devices (chapter 4) and gives only the default ones",
+                        crate::ENGINE
+                    ),
+                ))
+            }
+        }
+    }
+    if let Some(profile) = &spec.process.apparmor_profile {
+        if apparmor_enabled() && profile != "unconfined" {
+            return Err(refuse(
+                "process.apparmorProfile",
+                format!("names {profile:?}, and AppArmor is on here: {} applies no AppArmor profile (podman: --security-opt apparmor=unconfined)", crate::ENGINE),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What a device cgroup rule means under ferry's sealed devices.
+enum DeviceRule {
+    /// Nothing beyond what sealing gives: a deny, or an allow of a default device.
+    Sealed,
+    /// An allow of one character device the container has no node for (containerd
+    /// allows 10:200, tun, by default): it stays unusable; said, not refused.
+    NoNode(String),
+    /// An allow of block devices, or of every device: refused.
+    Refused(String),
+}
+
+fn device_rule(rule: &spec::DeviceRule) -> DeviceRule {
+    if !rule.allow {
+        return DeviceRule::Sealed;
+    }
+    let number = |n: Option<i64>| n.map_or("*".to_string(), |n| n.to_string());
+    let what = format!(
+        "{} {}:{} {}",
+        rule.kind.as_deref().unwrap_or("a"),
+        number(rule.major),
+        number(rule.minor),
+        rule.access.as_deref().unwrap_or("rwm")
+    );
+    let (Some("c"), Some(major)) = (rule.kind.as_deref(), rule.major) else {
+        return DeviceRule::Refused(what);
+    };
+    let default = crate::rootfs::DEVICES
+        .iter()
+        .any(|node| node.major as i64 == major && Some(node.minor as i64) == rule.minor);
+    // /dev/pts/* (136:*), /dev/ptmx (5:2) and /dev/console (5:1) come with the
+    // container's own devpts.
+    let pty = major == 136 || (major == 5 && matches!(rule.minor, Some(1) | Some(2)));
+    if default || pty {
+        DeviceRule::Sealed
+    } else {
+        DeviceRule::NoNode(what)
+    }
+}
+
+fn apparmor_enabled() -> bool {
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|text| text.trim() == "Y")
 }
 
 fn namespaces(
@@ -215,12 +468,23 @@ fn mounts(list: &[spec::Mount]) -> Result<Mounts, SpecError> {
                     format!("binds {source}, which cannot be used: {error}"),
                 )
             })?;
-            let read_only = mount.options.iter().any(|option| option == "ro");
+            if let Some(option) = mount
+                .options
+                .iter()
+                .find(|option| !BIND_OPTIONS.contains(&option.as_str()))
+            {
+                return Err(refuse(
+                    field(),
+                    format!("has the bind option {option:?}, which {} does not apply (binds are always nosuid and nodev; ro and noexec it applies)", crate::ENGINE),
+                ));
+            }
+            let has = |word: &str| mount.options.iter().any(|option| option == word);
             entries.push(MountEntry::Bind(Bind {
                 source: PathBuf::from(source),
                 target: mount.destination.clone(),
                 directory: metadata.is_dir(),
-                read_only,
+                read_only: has("ro"),
+                no_exec: has("noexec"),
             }));
         } else if kind == "cgroup" || kind == "cgroup2" {
             if mount.destination != "/sys/fs/cgroup" {
@@ -228,7 +492,26 @@ fn mounts(list: &[spec::Mount]) -> Result<Mounts, SpecError> {
             }
             cgroup_mount = true;
         } else if KERNEL_FILESYSTEMS.contains(&kind) {
-            let (flags, data) = options::from_words(&mount.options);
+            if let Some(option) = mount
+                .options
+                .iter()
+                .find(|option| REFUSED_PROPAGATION.contains(&option.as_str()))
+            {
+                return Err(refuse(
+                    field(),
+                    format!(
+                        "asks for {option} propagation: every mount of a {} container is private",
+                        crate::ENGINE
+                    ),
+                ));
+            }
+            let words: Vec<String> = mount
+                .options
+                .iter()
+                .filter(|option| !matches!(option.as_str(), "private" | "rprivate"))
+                .cloned()
+                .collect();
+            let (flags, data) = options::from_words(&words);
             entries.push(MountEntry::Kernel {
                 target: mount.destination.clone(),
                 fstype: kind.to_string(),
@@ -259,7 +542,9 @@ fn overlay_of(options: &[String]) -> Option<Overlay> {
     })
 }
 
-fn cgroup(linux: &spec::Linux, id: &str) -> Result<(CgroupConfig, String), SpecError> {
+/// The container's cgroup — its parent and limits, and its own name — from the
+/// spec alone (the later commands of chapter 12 find it again so).
+pub fn cgroup(linux: &spec::Linux, id: &str) -> Result<(CgroupConfig, String), SpecError> {
     let path = linux
         .cgroups_path
         .clone()

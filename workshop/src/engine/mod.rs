@@ -357,7 +357,10 @@ pub fn create_process(
         &id,
         dir,
         spec,
-        &CreateOptions { no_pivot },
+        &CreateOptions {
+            no_pivot,
+            ..CreateOptions::default()
+        },
     )?)
 }
 

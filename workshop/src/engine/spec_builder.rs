@@ -127,6 +127,7 @@ pub fn build(inputs: &Inputs) -> Result<Spec, ConfigError> {
             limit: limit as i64,
         }),
         cpu,
+        devices: Vec::new(),
     };
     let mut annotations = BTreeMap::new();
     if options.init {
@@ -160,6 +161,9 @@ pub fn build(inputs: &Inputs) -> Result<Spec, ConfigError> {
             }),
             rlimits: Vec::new(),
             no_new_privileges: options.no_new_privileges,
+            oom_score_adj: None,
+            apparmor_profile: None,
+            console_size: None,
         },
         root: spec::Root {
             path: match (inputs.layer, inputs.lowers.first()) {
@@ -188,8 +192,10 @@ pub fn build(inputs: &Inputs) -> Result<Spec, ConfigError> {
             seccomp,
             masked_paths,
             readonly_paths,
+            sysctl: BTreeMap::new(),
         },
         annotations,
+        hooks: spec::Hooks::default(),
     })
 }
 
@@ -219,5 +225,6 @@ fn numeric_user(user: &User) -> spec::User {
             .copied()
             .filter(|g| *g != user.gid)
             .collect(),
+        umask: None,
     }
 }

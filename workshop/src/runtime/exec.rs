@@ -59,6 +59,10 @@ pub struct ExecRequest {
     pub process: Process,
     /// Return once the command runs, without waiting for it (`exec -d`).
     pub detach: bool,
+    /// Detached, the command is left to whoever reaps the caller's orphans — a
+    /// subreaper such as podman's conmon, which waits for it (`ferry runtime exec
+    /// --detach`, chapter 12) — instead of to a helper of ferry's.
+    pub leave_to_caller: bool,
 }
 
 /// How an exec went: the command's exit, or (detached) that it runs.
@@ -73,6 +77,8 @@ pub enum ExecOutcome {
 pub struct Exec {
     helper: Pid,
     detach: bool,
+    /// The command's host pid, once it runs.
+    pub command: Option<Pid>,
     blocked: signals::BlockedSignals,
     pub console: Option<OwnedFd>,
 }
@@ -142,7 +148,7 @@ pub fn start(dir: &Path, request: &ExecRequest) -> Result<Exec, RuntimeError> {
             let code = helper_main(
                 &plan,
                 pidfd.as_fd(),
-                request.detach,
+                HelperEnd::of(request),
                 &blocked,
                 &parent_fds,
                 child_console,
@@ -156,6 +162,7 @@ pub fn start(dir: &Path, request: &ExecRequest) -> Result<Exec, RuntimeError> {
     let ours = console.map(|(ours, _theirs)| ours); // theirs is closed here: the helper has it
     let mut exec = Exec {
         helper,
+        command: None,
         detach: request.detach,
         blocked,
         console: None,
@@ -169,7 +176,7 @@ pub fn start(dir: &Path, request: &ExecRequest) -> Result<Exec, RuntimeError> {
             .next_event(&mut signal_fd)
             .map_err(RuntimeError::Sync)?
         {
-            Event::Running => {}
+            Event::Running => exec.command = only_child(helper),
             Event::Failed(failure) => {
                 return Err(RuntimeError::Child {
                     exit_code: failure.exit_code,
@@ -194,6 +201,11 @@ pub fn start(dir: &Path, request: &ExecRequest) -> Result<Exec, RuntimeError> {
         }
         Ok(())
     })();
+    if result.is_ok() && request.detach && request.leave_to_caller {
+        // The helper may go: its command is reparented to the caller's subreaper.
+        let _ = parent_ends.send(ToChild::Start);
+        let _ = waitpid(helper, None);
+    }
     match result {
         Ok(()) => Ok(exec),
         // The command said why it cannot run and ended: its helper reaps it and
@@ -240,6 +252,15 @@ impl Exec {
     }
 }
 
+/// The one child of `parent` (/proc/PID/task/PID/children, see proc(5)).
+fn only_child(parent: Pid) -> Option<Pid> {
+    let text = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children")).ok()?;
+    text.split_whitespace()
+        .next()
+        .and_then(|pid| pid.parse().ok())
+        .map(Pid::from_raw)
+}
+
 /// The container's spec, from its bundle.
 fn read_spec(dir: &Path) -> Result<Spec, RuntimeError> {
     let path = dir.join("config.json");
@@ -253,12 +274,33 @@ fn read_spec(dir: &Path) -> Result<Spec, RuntimeError> {
         .map_err(|source| RuntimeError::State(super::state::StateError::Parse { path, source }))
 }
 
+/// How the exec helper ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HelperEnd {
+    /// It waits for the command, and so does the runtime (`exec`).
+    Wait,
+    /// It waits for the command alone, after the runtime returned (`exec -d`).
+    OutliveTheRuntime,
+    /// It leaves once the command runs, to the caller's subreaper (chapter 12).
+    Leave,
+}
+
+impl HelperEnd {
+    fn of(request: &ExecRequest) -> HelperEnd {
+        match (request.detach, request.leave_to_caller) {
+            (false, _) => HelperEnd::Wait,
+            (true, false) => HelperEnd::OutliveTheRuntime,
+            (true, true) => HelperEnd::Leave,
+        }
+    }
+}
+
 /// The helper: joins the container's namespaces, forks the command into its PID
 /// namespace and waits for it (or, detached, leaves it). Returns its exit code.
 fn helper_main(
     plan: &Plan,
     pidfd: BorrowedFd<'_>,
-    detach: bool,
+    end: HelperEnd,
     blocked: &signals::BlockedSignals,
     parent_fds: &[std::os::fd::RawFd],
     console: Option<BorrowedFd<'_>>,
@@ -278,7 +320,7 @@ fn helper_main(
         });
         EXIT_ENGINE_FAILED
     };
-    if let Err(error) = caller::forget_the_caller() {
+    if let Err(error) = caller::forget_the_caller(false) {
         return fail(ends, format!("failed to forget the caller: {error}"));
     }
     match ends.wait_for(ToChild::Release) {
@@ -329,7 +371,12 @@ fn helper_main(
     // Only the command may hold the pipe to the runtime now: its end-of-file
     // after `Exec` says the command runs.
     ends.close_report();
-    if detach {
+    if end == HelperEnd::Leave {
+        // Until the runtime has read the command's pid (our only child), then go.
+        let _ = ends.wait_for(ToChild::Start);
+        return 0;
+    }
+    if end == HelperEnd::OutliveTheRuntime {
         // Detached, the helper outlives ferry to reap the command: a process left
         // to whatever reaps orphans on the host would linger as a zombie inside
         // the container's PID namespace.
@@ -388,6 +435,12 @@ fn run_command(
             plan.cwd.display()
         ))
     })?;
+    if !plan.rlimits.is_empty() {
+        super::child::set_rlimits(&plan.rlimits).map_err(|error| failure(errors::chain(&error)))?;
+    }
+    if let Some(mask) = plan.umask {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+    }
     crate::privileges::restrict_process(&plan.security)
         .map_err(|error: PrivilegeError| failure(errors::chain(&error)))?;
     let path_var = env::lookup(&plan.env, "PATH").unwrap_or(env::DEFAULT_PATH);

@@ -22,6 +22,9 @@ pub enum Status {
     Created,
     /// The user's program runs.
     Running,
+    /// Its processes are frozen (`ferry runtime pause`; runc's addition to the
+    /// spec's four).
+    Paused,
     /// It has ended.
     Stopped,
 }
@@ -33,6 +36,7 @@ impl std::fmt::Display for Status {
             Status::Creating => "creating",
             Status::Created => "created",
             Status::Running => "running",
+            Status::Paused => "paused",
             Status::Stopped => "stopped",
         };
         f.write_str(name)

@@ -49,6 +49,7 @@ struct MountAttr {
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
 const MOUNT_ATTR_NOSUID: u64 = 0x2;
 const MOUNT_ATTR_NODEV: u64 = 0x4;
+const MOUNT_ATTR_NOEXEC: u64 = 0x8;
 
 /// Makes the mount at `mount` and every mount below it `nodev` and `nosuid` — and
 /// read-only with `read_only` — in one call (mount_setattr(2) with `AT_RECURSIVE`;
@@ -60,11 +61,21 @@ const MOUNT_ATTR_NODEV: u64 = 0x4;
 /// the top mount, not the mounts inside the volume's directory. `mount` is an
 /// `O_PATH` descriptor of the mount's root.
 pub fn restrict_mount_tree(mount: std::os::fd::BorrowedFd<'_>, read_only: bool) -> nix::Result<()> {
-    use std::os::fd::AsRawFd;
     let mut set = MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID;
     if read_only {
         set |= MOUNT_ATTR_RDONLY;
     }
+    set_mount_tree_attributes(mount, set)
+}
+
+/// Makes the mount tree at `mount` `noexec` too (a spec's bind with `noexec`).
+pub fn forbid_exec_in_mount_tree(mount: std::os::fd::BorrowedFd<'_>) -> nix::Result<()> {
+    set_mount_tree_attributes(mount, MOUNT_ATTR_NOEXEC)
+}
+
+/// mount_setattr(2) of `set` on the whole tree at `mount`.
+fn set_mount_tree_attributes(mount: std::os::fd::BorrowedFd<'_>, set: u64) -> nix::Result<()> {
+    use std::os::fd::AsRawFd;
     let attr = MountAttr {
         attr_set: set,
         attr_clr: 0,

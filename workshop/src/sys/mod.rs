@@ -11,7 +11,7 @@ mod signal;
 mod terminal;
 mod xattr;
 
-pub use fs::{openat2, openat2_with_mode, restrict_mount_tree};
+pub use fs::{forbid_exec_in_mount_tree, openat2, openat2_with_mode, restrict_mount_tree};
 pub use net::{interface_flags, set_interface_flags};
 pub use process::{
     clone_child, close_fds_except, close_range_cloexec, ensure_single_threaded, fork, pidfd_open,

@@ -75,6 +75,7 @@ pub fn start(
             uid: resolved.uid,
             gid: resolved.gid,
             additional_gids: resolved.groups.clone(),
+            umask: None,
         };
         if let Some(home) = &resolved.home {
             wanted.env.retain(|pair| !pair.starts_with("HOME="));
@@ -93,6 +94,7 @@ pub fn start(
         });
     }
     let request = ExecRequest {
+        leave_to_caller: false,
         process: wanted,
         detach: options.detach,
     };
