@@ -71,6 +71,18 @@ fn left_in_root(host: &TestHost) -> Vec<String> {
     }
 }
 
+/// On drop (a failed test included), `delete --force` of every container left
+/// under the test's runtime root: a created one would wait on its FIFO forever.
+struct ForceDelete<'h>(&'h TestHost);
+
+impl Drop for ForceDelete<'_> {
+    fn drop(&mut self) {
+        for id in left_in_root(self.0) {
+            let _ = runtime(self.0, &["delete", "--force", &id]).output();
+        }
+    }
+}
+
 /// `runtime run --bundle B ID`: create, start, wait; the program's output.
 fn run_bundle<'h>(host: &'h TestHost, bundle: &Bundle, id: &str) -> Invocation<'h> {
     runtime(host, &["run", "--bundle", bundle.path(), id])
@@ -102,6 +114,7 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 #[test]
 fn create_leaves_the_process_waiting_and_start_runs_it() {
     let host = TestHost::new();
+    let _cleanup = ForceDelete(&host);
     let word = token();
     let out_file = host.dir.join("c1.out");
     let bundle = Bundle::new(
@@ -227,6 +240,7 @@ fn create_leaves_the_process_waiting_and_start_runs_it() {
 #[test]
 fn hooks_run_at_their_stages_with_the_state_on_stdin() {
     let host = TestHost::new();
+    let _cleanup = ForceDelete(&host);
     let record = |stage: &str| {
         let file = host.dir.join(format!("{stage}.json"));
         json!({
@@ -316,6 +330,7 @@ fn hooks_run_at_their_stages_with_the_state_on_stdin() {
 #[test]
 fn the_program_gets_its_rlimits_umask_oom_score_and_sysctls() {
     let host = TestHost::new();
+    let _cleanup = ForceDelete(&host);
     let word = token();
     let n = u32::from_str_radix(&word[..6], 16).unwrap();
     let (soft, hard) = (200 + n % 300, 600 + n % 300);
@@ -366,6 +381,7 @@ fn the_program_gets_its_rlimits_umask_oom_score_and_sysctls() {
 #[test]
 fn a_read_only_root_and_bind_options_are_applied() {
     let host = TestHost::new();
+    let _cleanup = ForceDelete(&host);
     let word = token();
     let shared = host.dir.join("shared");
     std::fs::create_dir_all(&shared).unwrap();
@@ -441,6 +457,7 @@ fn a_read_only_root_and_bind_options_are_applied() {
 #[test]
 fn what_ferry_does_not_implement_is_refused_by_name() {
     let host = TestHost::new();
+    let _cleanup = ForceDelete(&host);
     let cases: &[(&str, Value)] = &[
         (
             "linux.uidMappings",
@@ -494,6 +511,7 @@ fn what_ferry_does_not_implement_is_refused_by_name() {
 #[test]
 fn only_the_preserved_descriptors_reach_the_program() {
     let host = TestHost::new();
+    let _cleanup = ForceDelete(&host);
     let word = token();
     let given = host.canary("given", &format!("preserved {word}"));
     let stray = host.canary("stray", "stray");
@@ -653,6 +671,7 @@ fn support_engine_name() -> &'static str {
 #[test]
 fn podman_runs_containers_with_ferry_as_its_runtime() {
     let host = TestHost::new();
+    let _cleanup = ForceDelete(&host);
     let podman = Podman::new(&host);
     let word = token();
 
@@ -778,6 +797,7 @@ fn podman_runs_containers_with_ferry_as_its_runtime() {
 #[test]
 fn containerd_runs_a_container_through_ferry() {
     let host = TestHost::new();
+    let _cleanup = ForceDelete(&host);
     for program in ["/usr/bin/containerd", "/usr/bin/ctr"] {
         assert!(
             Path::new(program).exists(),

@@ -181,6 +181,7 @@ pub fn main() -> i32 {
 }
 
 fn dispatch(cli: Cli) -> Result<i32, CliError> {
+    let explicit_root = cli.root.clone();
     let state_root = cli
         .root
         .unwrap_or_else(|| PathBuf::from(format!("/var/lib/{ENGINE}")));
@@ -224,8 +225,12 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
         Command::Login(args) => registry::login(&args, &state_root),
         Command::Logout(args) => registry::logout(&args),
         // Handled in `main` before the engine's parser; here only for `--help`.
+        // With `ENGINE --root DIR runtime ...`, DIR is the runtime's root too.
         Command::Runtime { args } => {
             let mut all = vec![std::ffi::OsString::from("runtime")];
+            if let Some(root) = explicit_root {
+                all.extend(["--root".into(), root.into_os_string()]);
+            }
             all.extend(args.into_iter().map(Into::into));
             Ok(oci::main(all))
         }

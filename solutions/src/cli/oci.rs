@@ -355,6 +355,16 @@ fn read_bundle_spec(bundle: &Path, systemd_cgroup: bool) -> Result<Spec, OciErro
             }
         }
     }
+    // The child sets a hostname only in a uts namespace of its own: a bundle that
+    // asks for one without it would get none (runc refuses it too).
+    let own_uts = spec.linux.namespaces.iter().any(|ns| ns.kind == "uts");
+    if spec.hostname.is_some() && !own_uts {
+        return Err(SpecError {
+            field: "hostname".into(),
+            why: "needs a uts namespace of the container's own (linux.namespaces): it would rename the host".into(),
+        }
+        .into());
+    }
     if let (true, Some(path)) = (systemd_cgroup, &spec.linux.cgroups_path) {
         spec.linux.cgroups_path = Some(systemd_cgroup_path(path)?);
     }

@@ -170,6 +170,7 @@ impl Plan {
         let (cgroup, cgroup_name) = cgroup(&spec.linux, id)?;
         let namespaces_all = joined.iter().fold(namespaces, |all, (flag, _)| all | *flag);
         refuse_what_ferry_does_not_do(spec)?;
+
         Ok(Plan {
             rootfs,
             args: process.args.clone(),
@@ -505,6 +506,12 @@ fn mounts(list: &[spec::Mount]) -> Result<Mounts, SpecError> {
                     ),
                 ));
             }
+            if mount.options.iter().any(|option| option == "tmpcopyup") {
+                return Err(refuse(
+                    field(),
+                    format!("asks for tmpcopyup (copying the image's files into the new tmpfs), which {} does not do (podman: --read-only-tmpfs=false)", crate::ENGINE),
+                ));
+            }
             let words: Vec<String> = mount
                 .options
                 .iter()
@@ -587,6 +594,12 @@ pub fn cgroup(linux: &spec::Linux, id: &str) -> Result<(CgroupConfig, String), S
 fn security(spec: &Spec) -> Result<Security, SpecError> {
     let process = &spec.process;
     let sets = process.capabilities.clone().unwrap_or_default();
+    if !sets.inheritable.is_empty() {
+        return Err(refuse(
+            "process.capabilities.inheritable",
+            format!("are not supported by {}: the inheritable set is always empty (it only matters with file capabilities)", crate::ENGINE),
+        ));
+    }
     if !sets.ambient.is_empty() {
         return Err(refuse(
             "process.capabilities.ambient",

@@ -255,8 +255,14 @@ impl ChildEnds {
         }
     }
 
-    /// Tells the parent why the command could not start.
+    /// Tells the parent why the command could not start — or, when nobody reads
+    /// the pipe any more (after `ferry runtime create` returned), the container's
+    /// stderr, which is what the caller (conmon) shows.
     pub fn report(&mut self, failure: &ChildFailure) {
+        if self.to_parent.is_none() {
+            eprintln!("{}: error: {}", crate::ENGINE, failure.message);
+            return;
+        }
         self.send(&FromChild::Failed(failure.clone()));
     }
 

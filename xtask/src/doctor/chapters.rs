@@ -17,6 +17,8 @@ enum Need {
     Registry,
     Firewall,
     Iproute,
+    /// Programs the chapter's tests drive, by path (podman, conmon, containerd).
+    Programs(&'static [&'static str]),
 }
 
 /// What each chapter's tests add. A chapter also needs what the chapters before it
@@ -34,6 +36,15 @@ const CHAPTER_NEEDS: &[(u32, &[Need])] = &[
     (9, &[Need::Root]),
     (10, &[Need::Firewall, Need::Iproute]),
     (11, &[Need::Overlay]),
+    (
+        12,
+        &[Need::Programs(&[
+            "/usr/bin/podman",
+            "/usr/bin/conmon",
+            "/usr/bin/containerd",
+            "/usr/bin/ctr",
+        ])],
+    ),
 ];
 
 impl Need {
@@ -47,6 +58,11 @@ impl Need {
             Need::Registry => "docker-registry".into(),
             Need::Firewall => "nft (nftables)".into(),
             Need::Iproute => "ip".into(),
+            Need::Programs(paths) => paths
+                .iter()
+                .map(|p| p.rsplit('/').next().unwrap_or(p))
+                .collect::<Vec<_>>()
+                .join(", "),
         }
     }
 
@@ -64,6 +80,7 @@ impl Need {
             Need::Registry => host.registry,
             Need::Firewall => host.nft.is_some(),
             Need::Iproute => host.ip.is_some(),
+            Need::Programs(paths) => paths.iter().all(|p| std::path::Path::new(p).exists()),
         }
     }
 }
