@@ -69,16 +69,7 @@ fn context(host: &TestHost, name: &str, files: &[(&str, &str, u32)]) -> PathBuf 
 /// `build --progress plain --cgroup-parent P -t NAME DIR`, which must succeed.
 fn build(host: &TestHost, dir: &Path, name: &str) -> support::Output {
     let out = host
-        .engine(&[
-            "build",
-            "--progress",
-            "plain",
-            "--cgroup-parent",
-            &host.cgroup_parent,
-            "-t",
-            name,
-            dir.to_str().unwrap(),
-        ])
+        .build(dir, &["-t", name])
         .timeout(Duration::from_secs(60))
         .output();
     out.assert_success();

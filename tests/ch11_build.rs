@@ -37,16 +37,7 @@ fn context(host: &TestHost, dockerfile: &str, files: &[(&str, &str)]) -> PathBuf
 
 /// `build --progress plain --cgroup-parent P [args] DIR`.
 fn build(host: &TestHost, dir: &Path, args: &[&str]) -> support::Output {
-    let mut all = vec![
-        "build",
-        "--progress",
-        "plain",
-        "--cgroup-parent",
-        &host.cgroup_parent,
-    ];
-    all.extend_from_slice(args);
-    all.push(dir.to_str().unwrap());
-    host.engine(&all).output()
+    host.build(dir, args).output()
 }
 
 /// `run --rm --network none IMAGE [args]`: its stdout.

@@ -105,6 +105,22 @@ impl TestHost {
         Invocation::new(self, all)
     }
 
+    /// `ENGINE build --progress plain --cgroup-parent PARENT ARGS... DIR`: a build
+    /// whose RUN containers are under the test's cgroup parent (chapter 11, the
+    /// capstone labs).
+    pub fn build(&self, dir: &std::path::Path, args: &[&str]) -> Invocation<'_> {
+        let mut all = vec![
+            "build",
+            "--progress",
+            "plain",
+            "--cgroup-parent",
+            &self.cgroup_parent,
+        ];
+        all.extend_from_slice(args);
+        all.push(dir.to_str().unwrap());
+        self.engine(&all)
+    }
+
     /// `PROGRAM ARGS...` (podman, say), run inside the test host as the engine is.
     pub fn command(&self, program: &str, args: &[&str]) -> Invocation<'_> {
         Invocation::new(self, args.iter().map(OsString::from).collect()).program(program)
