@@ -148,6 +148,13 @@ fn create_leaves_the_process_waiting_and_start_runs_it() {
     assert_eq!(state["pid"], pid, "{state}");
     assert_eq!(state["id"], "c1");
     assert_eq!(state["bundle"].as_str(), bundle.dir.to_str());
+    // `list`, as a person reads it (the pid column is 8 wide).
+    let list = runtime(&host, &["list"]).output();
+    list.assert_success();
+    let list = list
+        .stdout
+        .replace(&format!("{pid:<8}"), &format!("{:<8}", "[PID]"));
+    snapshot!(host, &[], "runtime_list_created", list);
     assert!(
         runtime_root(&host).join("c1/exec.fifo").exists(),
         "no exec.fifo while created"
@@ -481,10 +488,11 @@ fn what_ferry_does_not_implement_is_refused_by_name() {
         let mut bundle = Bundle::new(&host, &id, &["true"]);
         merge(&mut bundle.spec, extra.clone());
         bundle.save();
-        run_bundle(&host, &bundle, &id)
-            .output()
-            .assert_code(1)
-            .assert_stderr_contains(field);
+        let out = run_bundle(&host, &bundle, &id).output();
+        out.assert_code(1).assert_stderr_contains(field);
+        if *field == "linux.uidMappings" {
+            snapshot!(host, &[], "runtime_refuses_an_unknown_field", out.stderr);
+        }
     }
     // A shared mount would let the container's mounts reach the host.
     let id = format!("shared-{}", token());

@@ -37,7 +37,7 @@ impl std::fmt::Display for Status {
             Status::Paused => "paused",
             Status::Stopped => "stopped",
         };
-        f.write_str(name)
+        f.pad(name)
     }
 }
 

@@ -39,7 +39,7 @@ impl std::fmt::Display for Status {
             Status::Paused => "paused",
             Status::Stopped => "stopped",
         };
-        f.write_str(name)
+        f.pad(name)
     }
 }
 
