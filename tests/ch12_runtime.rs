@@ -663,8 +663,14 @@ impl Drop for Podman<'_> {
                 let _ = self.host.command("umount", &["-l", mount]).output();
             }
         }
+        // conmon's cgroup (cgroupfs): under the test's parent, or podman's
+        // /libpod_parent whatever --cgroup-parent says; removed when empty.
         for dir in support::cgroups::parent_dirs(&self.host.cgroup_parent) {
             let _ = std::fs::remove_dir(dir.join("conmon"));
+        }
+        for dir in support::cgroups::parent_dirs("/libpod_parent") {
+            let _ = std::fs::remove_dir(dir.join("conmon"));
+            let _ = std::fs::remove_dir(dir);
         }
     }
 }
@@ -802,6 +808,19 @@ fn podman_runs_containers_with_ferry_as_its_runtime() {
 // ---------------------------------------------------------------------------
 // containerd drives ferry (its runc shim, `ctr run --runc-binary`).
 
+/// The test's containerd: stopped (SIGTERM, then SIGKILL at its deadline) on
+/// every way out of the test, a failed assertion included.
+struct Daemon(Option<support::Running>);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(daemon) = self.0.take() {
+            daemon.signal(nix::sys::signal::Signal::SIGTERM);
+            let _ = daemon.wait();
+        }
+    }
+}
+
 #[test]
 fn containerd_runs_a_container_through_ferry() {
     let host = TestHost::new();
@@ -828,11 +847,12 @@ fn containerd_runs_a_container_through_ferry() {
         ),
     )
     .unwrap();
-    let daemon = host
-        .command("containerd", &["--config", config.to_str().unwrap()])
-        .output_to(&base.join("daemon.log"))
-        .timeout(Duration::from_secs(120))
-        .spawn();
+    let daemon = Daemon(Some(
+        host.command("containerd", &["--config", config.to_str().unwrap()])
+            .output_to(&base.join("daemon.log"))
+            .timeout(Duration::from_secs(20))
+            .spawn(),
+    ));
     wait_until("containerd serves", || socket.exists());
     // The shim runs `--root /run/containerd/runc/NAMESPACE`: a namespace of the test's.
     let namespace = format!("ferry-test-{word}");
@@ -888,8 +908,7 @@ fn containerd_runs_a_container_through_ferry() {
         "{out}"
     );
 
-    daemon.signal(nix::sys::signal::Signal::SIGTERM);
-    let _ = daemon.wait();
+    drop(daemon);
     let runc_root = PathBuf::from(format!("/run/containerd/runc/{namespace}"));
     let left: Vec<_> = std::fs::read_dir(&runc_root)
         .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
