@@ -810,7 +810,8 @@ fn podman_runs_containers_with_ferry_as_its_runtime() {
 
 /// The test's containerd: stopped (SIGTERM, then SIGKILL at its deadline) on
 /// every way out of the test, a failed assertion included.
-struct Daemon(Option<support::Running>);
+/// The shim's runc root of the test's namespace goes with it.
+struct Daemon(Option<support::Running>, PathBuf);
 
 impl Drop for Daemon {
     fn drop(&mut self) {
@@ -818,6 +819,7 @@ impl Drop for Daemon {
             daemon.signal(nix::sys::signal::Signal::SIGTERM);
             let _ = daemon.wait();
         }
+        let _ = std::fs::remove_dir_all(&self.1);
     }
 }
 
@@ -847,15 +849,19 @@ fn containerd_runs_a_container_through_ferry() {
         ),
     )
     .unwrap();
-    let daemon = Daemon(Some(
-        host.command("containerd", &["--config", config.to_str().unwrap()])
-            .output_to(&base.join("daemon.log"))
-            .timeout(Duration::from_secs(20))
-            .spawn(),
-    ));
-    wait_until("containerd serves", || socket.exists());
     // The shim runs `--root /run/containerd/runc/NAMESPACE`: a namespace of the test's.
     let namespace = format!("ferry-test-{word}");
+    let runc_root = PathBuf::from(format!("/run/containerd/runc/{namespace}"));
+    let daemon = Daemon(
+        Some(
+            host.command("containerd", &["--config", config.to_str().unwrap()])
+                .output_to(&base.join("daemon.log"))
+                .timeout(Duration::from_secs(20))
+                .spawn(),
+        ),
+        runc_root.clone(),
+    );
+    wait_until("containerd serves", || socket.exists());
     let ctr = |args: &[&str]| {
         let mut all = vec!["-a", socket.to_str().unwrap(), "-n", namespace.as_str()];
         all.extend_from_slice(args);
@@ -908,12 +914,10 @@ fn containerd_runs_a_container_through_ferry() {
         "{out}"
     );
 
-    drop(daemon);
-    let runc_root = PathBuf::from(format!("/run/containerd/runc/{namespace}"));
     let left: Vec<_> = std::fs::read_dir(&runc_root)
         .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
-    let _ = std::fs::remove_dir_all(&runc_root);
+    drop(daemon);
     assert!(
         left.is_empty(),
         "containers left in {}: {left:?}",
