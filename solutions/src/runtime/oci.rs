@@ -19,6 +19,7 @@
 
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -349,8 +350,6 @@ pub fn release_through_fifo(fifo: &Path) -> Result<(), RuntimeError> {
     std::fs::remove_file(fifo).map_err(error)
     // END SOLUTION
 }
-
-use std::os::unix::fs::OpenOptionsExt;
 
 /// Sends `signal` to every pid of `pids` (a cgroup's: none of them can be an
 /// unrelated process while the cgroup holds it).

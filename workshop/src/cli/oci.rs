@@ -564,28 +564,44 @@ fn write_pid_file(path: &Path, pid: i32) -> Result<(), OciError> {
         .map_err(io("write the pid file", path))
 }
 
-/// A file the caller gave (config.json, process.json, resources), at most 4 MiB.
+/// The most a caller's JSON (config.json, process.json, resources) may hold.
+const MAX_INPUT: u64 = 4 << 20;
+
+/// A file the caller gave, at most [`MAX_INPUT`]: a regular file (opened without
+/// blocking, so a FIFO in its place cannot hang the runtime).
 fn read_capped(path: &Path) -> Result<String, OciError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(io("read", path))?;
+    let regular = file.metadata().map_err(io("read", path))?.is_file();
+    if !regular {
+        return Err(OciError::Usage(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    read_all_capped(file, path)
+}
+
+/// `read_capped`, or stdin for `-`.
+fn read_input(path: &Path) -> Result<String, OciError> {
+    if path == Path::new("-") {
+        return read_all_capped(std::io::stdin(), path);
+    }
+    read_capped(path)
+}
+
+fn read_all_capped(reader: impl std::io::Read, path: &Path) -> Result<String, OciError> {
     use std::io::Read;
-    let file = std::fs::File::open(path).map_err(io("read", path))?;
     let mut text = String::new();
-    file.take(4 << 20)
+    reader
+        .take(MAX_INPUT)
         .read_to_string(&mut text)
         .map_err(io("read", path))?;
     Ok(text)
-}
-
-fn read_input(path: &Path) -> Result<String, OciError> {
-    if path == Path::new("-") {
-        use std::io::Read;
-        let mut text = String::new();
-        std::io::stdin()
-            .take(4 << 20)
-            .read_to_string(&mut text)
-            .map_err(io("read", path))?;
-        return Ok(text);
-    }
-    read_capped(path)
 }
 
 /// A signal by name (`KILL`, `SIGKILL`) or number (`9`).

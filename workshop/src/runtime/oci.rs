@@ -21,6 +21,7 @@
 
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -329,8 +330,6 @@ pub fn release_through_fifo(fifo: &Path) -> Result<(), RuntimeError> {
     todo!("chapter 12 (runtime): start: open the exec FIFO for writing without blocking, write one byte, remove the FIFO — see chapters/12-runtime.md")
     // END SOLUTION
 }
-
-use std::os::unix::fs::OpenOptionsExt;
 
 /// Sends `signal` to every pid of `pids` (a cgroup's: none of them can be an
 /// unrelated process while the cgroup holds it).
