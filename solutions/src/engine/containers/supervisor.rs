@@ -500,7 +500,9 @@ fn copy_output(stdout: OwnedFd, stderr: OwnedFd, mut sink: Sink) {
 }
 
 /// Records how a run ended; with `again`, that it restarts (one more restart
-/// counted).
+/// counted). A final exit also gives up the supervisor's claim in the same
+/// write: a reader that sees `exited` must be free to `rm` it at once, not find
+/// a supervisor still alive for the few moments it takes to leave.
 fn record_exit(
     containers: &Containers,
     id: &str,
@@ -521,12 +523,15 @@ fn record_exit(
         record.network_settings = Default::default();
         if again {
             record.restart_count += 1;
+        } else {
+            record.supervision.supervisor = None;
         }
     })
 }
 
 /// Records that a run could not start: the error and its exit code (docker
-/// leaves a container whose first start failed `created`).
+/// leaves a container whose first start failed `created`), and gives up the
+/// supervisor's claim, as a final exit does.
 fn record_failure(
     containers: &Containers,
     id: &str,
@@ -545,6 +550,7 @@ fn record_failure(
             record.state.error = failure.message.clone();
             record.state.finished_at = now;
             record.supervision.process = None;
+            record.supervision.supervisor = None;
             record.network_settings = Default::default();
         })
         .map(drop)
@@ -563,7 +569,10 @@ fn wait_to_restart(containers: &Containers, record: &Record) -> bool {
             .load(&record.id)
             .is_ok_and(|r| r.supervision.stopped_by_user)
         {
-            let _ = containers.update(&record.id, |record| record.state.set(Status::Exited));
+            let _ = containers.update(&record.id, |record| {
+                record.state.set(Status::Exited);
+                record.supervision.supervisor = None;
+            });
             return false;
         }
     }
