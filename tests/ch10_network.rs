@@ -687,3 +687,56 @@ fn publish_all_publishes_the_images_exposed_ports_and_container_mode_shares_a_na
     );
     remove(&host, &[&name]);
 }
+
+#[test]
+fn a_second_state_root_does_not_take_over_the_network_of_the_first() {
+    // Both share the test host's ferry0 and table ip ferry, as the reference
+    // ferry and a student's myferry share a laptop's.
+    let host = TestHost::new();
+    let first = format!("first-{}", token());
+    detached(&host, &["--name", &first, "-p", "8082:80", "sleep", "60"]);
+    let other = host.dir.join("other-state");
+    let other = other.to_str().unwrap();
+    let rootfs = host.rootfs.to_str().unwrap();
+    let second = |args: &[&str]| {
+        let mut all = vec!["--root", other];
+        all.extend_from_slice(args);
+        host.command(support::engine_binary(), &all).output()
+    };
+    let run = |network: &str| {
+        second(&[
+            "run",
+            "--rm",
+            "--rootfs",
+            rootfs,
+            "--cgroup-parent",
+            &host.cgroup_parent,
+            "--network",
+            network,
+            "true",
+        ])
+    };
+    let published = || {
+        let table = host.on_host("nft", &["list", "table", "ip", "ferry"]);
+        table.code == 0 && table.stdout.contains("dport 8082 dnat to")
+    };
+    assert!(
+        published(),
+        "the first root's published port is in the table"
+    );
+    run("bridge")
+        .assert_code(125)
+        .assert_stderr_contains("in use by another state root")
+        .assert_stderr_contains(&first)
+        .assert_stderr_contains("--network none");
+    // Commands of the second root that reconcile leave the first's rules alone.
+    second(&["ps", "-a"]).assert_success();
+    run("none").assert_success();
+    assert!(
+        published(),
+        "the first root's rules survive the second root"
+    );
+    // Once the first root's containers are gone, the second may use the network.
+    remove(&host, &[&first]);
+    run("bridge").assert_success();
+}

@@ -590,6 +590,14 @@ pub fn engine_hint(error: &EngineError) -> Option<String> {
             EngineError::User(PrivilegeError::Unsafe(error)) | EngineError::Unsafe(error) => {
                 error.hint().map(String::from)
             }
+            EngineError::Network(crate::network::NetworkError::HeldElsewhere {
+                engine,
+                state_root,
+                containers,
+            }) => Some(format!(
+                "one state root's networks at a time on a host (ferry and myferry share them): stop those containers (`{engine} --root {} stop {containers}`), or run this one with --network none or --network host (see chapters/10-network.md, troubleshooting)",
+                state_root.display()
+            )),
             EngineError::Runtime(RuntimeError::Cgroup(_)) => Some(
                 "cgroups need root and a mounted cgroup filesystem: `cargo xtask doctor` shows the layout (see chapters/03-cgroups.md)".into(),
             ),

@@ -125,13 +125,23 @@ pub fn guards(forwarding_was_off: bool) -> String {
 /// An nft transaction costs the kernel 10–20 ms, so when the script is the one
 /// applied last (`applied` keeps it: a container without published ports joining
 /// a network changes nothing) and the table is still there, nothing is loaded.
+///
+/// `now` is the ruleset as [`current`] listed it; the table is made with a
+/// comment naming `owner`, the state root its rules come from (see [`Owner`]).
 pub fn apply(
     networks: &[NetworkRules],
     forwarding_was_off: bool,
     applied: &std::path::Path,
+    owner: &Owner,
+    now: &str,
 ) -> Result<(), NetworkError> {
     let mut script = format!("table ip {TABLE} {{}}\ndelete table ip {TABLE}\n");
     if !networks.is_empty() {
+        if let Some(comment) = owner.comment() {
+            script.push_str(&format!(
+                "table ip {TABLE} {{\n  comment \"{comment}\"\n}}\n"
+            ));
+        }
         script.push_str(&ruleset(networks));
         script.push_str(&guards(forwarding_was_off));
     }
@@ -139,7 +149,6 @@ pub fn apply(
     let wanted = !networks.is_empty();
     // One look at the whole ruleset answers both questions: is ferry's table
     // there, and does another engine's FORWARD chain drop?
-    let now = nft(&["list", "ruleset"], None).unwrap_or_default();
     let present = now.contains(&format!("table ip {TABLE} {{"));
     if !(unchanged && present == wanted) {
         let _ = std::fs::remove_file(applied);
@@ -147,12 +156,55 @@ pub fn apply(
         let _ = std::fs::write(applied, &script);
     }
     if !wanted {
-        remove_from_dropping_forward(&now);
+        remove_from_dropping_forward(now);
         return Ok(());
     }
     super::plumbing::write_sysctl("net/ipv4/ip_forward", "1")?;
     // Another engine's dropping FORWARD chain may have come since the last change.
-    accept_in_dropping_forward(&now)
+    accept_in_dropping_forward(now)
+}
+
+/// The host's whole ruleset as `nft list ruleset` prints it (empty when nft
+/// cannot list it: then [`apply`] reports what is wrong).
+pub fn current() -> String {
+    nft(&["list", "ruleset"], None).unwrap_or_default()
+}
+
+/// The state root whose networks table `ip ferry` is made from, and the engine
+/// that made it. A host has one bridge `ferry0` and one such table, whichever
+/// state root asks (the reference `ferry` and a student's `myferry`, or two
+/// `--root`s): the table's comment says whose rules are in it, so that another
+/// state root does not silently replace them (see `Networks::held_elsewhere`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub engine: String,
+    pub state_root: std::path::PathBuf,
+}
+
+/// How the comment starts after the engine's name.
+const OWNER_MARK: &str = " state root ";
+
+impl Owner {
+    /// The table's comment: "ENGINE state root PATH"; none for a path nft could
+    /// not carry (a quote or backslash in it, not UTF-8, or over nft's 256 bytes).
+    fn comment(&self) -> Option<String> {
+        let root = self.state_root.to_str()?;
+        let comment = format!("{}{OWNER_MARK}{root}", self.engine);
+        let plain = !comment.contains(['"', '\\']) && !comment.chars().any(char::is_control);
+        (plain && comment.len() < 250).then_some(comment)
+    }
+
+    /// The owner `ruleset` names in table `ip ferry`'s comment, if any.
+    pub fn of(ruleset: &str) -> Option<Owner> {
+        let table = &ruleset[ruleset.find(&format!("table ip {TABLE} {{\n"))?..];
+        let first = table.lines().nth(1)?.trim();
+        let comment = first.strip_prefix("comment \"")?.strip_suffix('"')?;
+        let (engine, root) = comment.split_once(OWNER_MARK)?;
+        Some(Owner {
+            engine: engine.to_string(),
+            state_root: root.into(),
+        })
+    }
 }
 
 /// The `chain FORWARD` of table `ip filter` in the listed `ruleset`, if any.
@@ -261,6 +313,26 @@ fn nft(args: &[&str], input: Option<&str>) -> Result<String, NetworkError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_tables_owner_is_read_back_from_its_comment() {
+        let owner = super::Owner {
+            engine: "myferry".into(),
+            state_root: "/var/lib/my ferry".into(),
+        };
+        let comment = owner.comment().unwrap();
+        let listed = format!("table ip nat {{\n}}\ntable ip ferry {{\n\tcomment \"{comment}\"\n\tchain x {{\n\t}}\n}}\n");
+        assert_eq!(super::Owner::of(&listed), Some(owner));
+        assert_eq!(
+            super::Owner::of("table ip ferry {\n\tchain x {\n\t}\n}\n"),
+            None
+        );
+        let quoted = super::Owner {
+            engine: "ferry".into(),
+            state_root: "/tmp/a\"b".into(),
+        };
+        assert_eq!(quoted.comment(), None, "a quote would end nft's string");
+    }
+
     #[test]
     fn another_engines_forward_chain_is_found_in_the_ruleset() {
         let ruleset = "table ip filter {\n\tchain INPUT {\n\t\ttype filter hook input priority filter; policy accept;\n\t}\n\n\tchain FORWARD {\n\t\ttype filter hook forward priority filter; policy drop;\n\t\tiifname \"ferry*\" accept comment \"ferry\"\n\t}\n}\ntable ip ferry {\n}\n";

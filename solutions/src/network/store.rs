@@ -424,11 +424,22 @@ impl Networks {
                     .collect(),
             })
             .collect();
-        firewall::apply(
-            &rules,
-            self.forwarding_was_off(),
-            &self.dir().join("applied.nft"),
-        )?;
+        let now = firewall::current();
+        match self.held_elsewhere(&now) {
+            // Another state root's rules: not this one's to replace or remove.
+            Some((owner, _)) => log::debug!(
+                "table ip {} holds the rules of {}: left alone",
+                firewall::TABLE,
+                owner.state_root.display()
+            ),
+            None => firewall::apply(
+                &rules,
+                self.forwarding_was_off(),
+                &self.dir().join("applied.nft"),
+                &self.owner(),
+                &now,
+            )?,
+        }
         for lease in &leases {
             let Some(network) = networks.iter().find(|n| n.name == lease.network) else {
                 continue;
@@ -445,6 +456,48 @@ impl Networks {
             rewrite_in_place(&lease.hosts_file, &text);
         }
         Ok(())
+    }
+
+    /// This state root as the owner of the host's table.
+    fn owner(&self) -> firewall::Owner {
+        firewall::Owner {
+            engine: crate::ENGINE.to_string(),
+            state_root: std::fs::canonicalize(&self.root).unwrap_or_else(|_| self.root.clone()),
+        }
+    }
+
+    /// Another state root whose containers are on the host's network now, and
+    /// their names: the owner `ruleset`'s table names, when that is not this
+    /// root and a holder of one of its leases still runs. (A root whose holders
+    /// are all gone, or that is gone itself, holds nothing: its rules are taken
+    /// over.)
+    pub fn held_elsewhere(&self, ruleset: &str) -> Option<(firewall::Owner, Vec<String>)> {
+        let owner = firewall::Owner::of(ruleset)?;
+        if owner.state_root == self.owner().state_root {
+            return None;
+        }
+        let names: Vec<String> = Networks::new(&owner.state_root)
+            .leases()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|lease| lease.holder.runs())
+            .map(|lease| lease.name)
+            .collect();
+        (!names.is_empty()).then_some((owner, names))
+    }
+
+    /// Refuses to put a container on a network while another state root's
+    /// containers are on the host's (they share bridge ferry0 and table `ip
+    /// ferry`: this root's addresses and rules would collide with theirs).
+    pub fn refuse_if_held_elsewhere(&self) -> Result<(), NetworkError> {
+        match self.held_elsewhere(&firewall::current()) {
+            None => Ok(()),
+            Some((owner, names)) => Err(NetworkError::HeldElsewhere {
+                engine: owner.engine,
+                state_root: owner.state_root,
+                containers: names.join(" "),
+            }),
+        }
     }
 
     /// Whether IP forwarding was off before ferry first turned it on (kept in

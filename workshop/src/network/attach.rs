@@ -106,6 +106,7 @@ pub fn attach(state_root: &Path, request: &Request) -> Result<Attachment, Networ
     let _lock = networks.lock()?;
     // Under the lock: a `network rm` cannot slip in between.
     let network = networks.get(network_name)?;
+    networks.refuse_if_held_elsewhere()?;
     let mut leases = networks.live_leases()?;
     leases.retain(|lease| lease.container != request.id);
     // 1. the host ports

@@ -250,6 +250,12 @@ pub enum NetworkError {
     },
     #[error("nft failed to load ferry's rules: {message}\nnftables is needed for NAT and published ports: apt-get install nftables (chapter 10, troubleshooting)")]
     Firewall { message: String },
+    #[error("the host's container network (bridge ferry0, nft table ip ferry) is in use by another state root, {} ({engine}): its containers {containers} are on it", state_root.display())]
+    HeldElsewhere {
+        engine: String,
+        state_root: std::path::PathBuf,
+        containers: String,
+    },
     #[error("error response from daemon: network {name} has active endpoints ({containers}): remove them first, or `{engine} rm -f` them", engine = crate::ENGINE)]
     InUse { name: String, containers: String },
 }
