@@ -140,6 +140,8 @@ pub const IPROUTE: (&str, &str) = ("/usr/bin/ip", "iproute2");
 /// For the capstone labs (tests/capstone.rs): the database copied, with the
 /// libraries `ldd` lists, onto a busybox image.
 pub const REDIS: (&str, &str) = ("/usr/bin/redis-server", "redis-server");
+/// The capstone labs curl their servers from the test host.
+pub const CURL: (&str, &str) = ("/usr/bin/curl", "curl");
 /// Chapter 12: containerd (and its `ctr`) drives ferry through its runc shim; conmon
 /// comes with podman.
 pub const CONTAINERD: (&str, &str) = ("/usr/bin/containerd", "containerd");
@@ -150,7 +152,8 @@ pub const CONMON: (&str, &str) = ("/usr/bin/conmon", "conmon");
 pub const CHROMIUM: (&str, &str) = ("/usr/bin/chromium", "chromium");
 /// Everything the chapter tests (and the capstone labs) need.
 pub const PACKAGES: &[(&str, &str)] = &[
-    BUSYBOX, SKOPEO, UMOCI, PODMAN, RUNC, REGISTRY, NFTABLES, IPROUTE, REDIS, CONTAINERD, CONMON,
+    BUSYBOX, SKOPEO, UMOCI, PODMAN, RUNC, REGISTRY, NFTABLES, IPROUTE, REDIS, CURL, CONTAINERD,
+    CONMON,
 ];
 
 /// Installs the missing packages with apt-get (update first; waits for the apt lock).

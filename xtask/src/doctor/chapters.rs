@@ -141,6 +141,45 @@ pub(super) fn print_chapter(chapter: &Chapter, host: &Host, width: usize, colour
     );
 }
 
+/// The last chapter the capstone labs build on, and what they add: lab 3 copies
+/// the host's redis-server into its image, and every lab curls its server.
+const CAPSTONE_AFTER: u32 = 11;
+const CAPSTONE_NEEDS: &[Need] = &[Need::Programs(&["/usr/bin/curl", "/usr/bin/redis-server"])];
+
+/// The capstone labs' row (tests/capstone.rs, chapters/capstone.md): ok when this
+/// machine has what chapters 0..=11 need, curl and redis-server.
+pub(super) fn print_capstone(host: &Host, width: usize, colour: bool) {
+    let mut missing: Vec<String> = missing_needs(CAPSTONE_AFTER, |need| need.met(host))
+        .into_iter()
+        .map(|(n, need)| format!("{} (chapter {n})", need.label()))
+        .collect();
+    missing.extend(
+        CAPSTONE_NEEDS
+            .iter()
+            .filter(|need| !need.met(host))
+            .map(|need| need.label()),
+    );
+    let mut text = format!(
+        "chapters 0-{CAPSTONE_AFTER}, {}",
+        CAPSTONE_NEEDS
+            .iter()
+            .map(|n| n.label())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let status = if missing.is_empty() {
+        Status::Ok
+    } else {
+        text = format!("{text} — missing: {}", missing.join(", "));
+        Status::Fail
+    };
+    println!(
+        "  {}    {:<width$}  {text}",
+        mark(status, colour),
+        "Capstone labs"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

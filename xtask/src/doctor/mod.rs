@@ -26,7 +26,7 @@ use std::io::IsTerminal;
 use anyhow::Result;
 
 use crate::manifest::Manifest;
-use chapters::print_chapter;
+use chapters::{print_capstone, print_chapter};
 use checks::checks;
 use facts::Host;
 use report::print_check;
@@ -124,6 +124,7 @@ pub fn run() -> Result<()> {
     for chapter in &chapters {
         print_chapter(chapter, &host, width, colour);
     }
+    print_capstone(&host, width, colour);
 
     let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
     anyhow::ensure!(
