@@ -548,6 +548,41 @@ fn only_the_preserved_descriptors_reach_the_program() {
     .output();
     out.assert_success();
     assert_eq!(out.stdout.trim(), format!("preserved {word}"), "{out}");
+
+    // The same for a command exec'd into a running container.
+    let running = Bundle::new(&host, "fds-exec", &["sleep", "60"]);
+    runtime(
+        &host,
+        &["run", "--detach", "--bundle", running.path(), "fds-exec"],
+    )
+    .output_to(&host.dir.join("fds-exec.out"))
+    .output()
+    .assert_success();
+    let script = "cat <&3; ls /proc/self/fd/4 2>/dev/null && echo fd4-leaked; true";
+    let out = runtime(
+        &host,
+        &[
+            "exec",
+            "--preserve-fds",
+            "1",
+            "fds-exec",
+            "sh",
+            "-c",
+            script,
+        ],
+    )
+    .inherit_fd(std::fs::File::open(&given).unwrap(), 3)
+    .inherit_fd(std::fs::File::open(&stray).unwrap(), 4)
+    .output();
+    out.assert_success();
+    assert_eq!(out.stdout.trim(), format!("preserved {word}"), "{out}");
+    // Asked for a descriptor the caller does not have: refused, not filled with
+    // one of the runtime's own.
+    runtime(&host, &["exec", "--preserve-fds", "2", "fds-exec", "true"])
+        .inherit_fd(std::fs::File::open(&given).unwrap(), 3)
+        .output()
+        .assert_code(1)
+        .assert_stderr_contains("descriptor 4 is not open");
 }
 
 fn merge(into: &mut Value, from: Value) {

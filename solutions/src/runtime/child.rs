@@ -248,15 +248,7 @@ fn setup_and_exec(
     if let Some(mask) = plan.umask {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
     }
-    // The preserved descriptors are the program's: they survive its execve(2)
-    // (chapter 4 marked every descriptor above 2 close-on-exec).
-    for &fd in &args.preserved_fds {
-        nix::fcntl::fcntl(
-            fd,
-            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
-        )
-        .map_err(|source| ChildError::PreserveFd { fd, source })?;
-    }
+    pass_on(&args.preserved_fds)?;
     log::debug!("executing {}", program.display());
     // The command starts with no signal blocked or ignored, whatever ferry (Rust
     // ignores SIGPIPE) or its caller (nohup ignores SIGHUP) had.
@@ -381,4 +373,17 @@ fn enter_workdir(root: &Path, workdir: &Path, writable: bool) -> Result<(), Chil
             source,
         })
     })
+}
+
+/// The preserved descriptors (`--preserve-fds`) are the program's: they survive
+/// its execve(2) (chapter 4 marked every descriptor above 2 close-on-exec).
+pub(crate) fn pass_on(fds: &[RawFd]) -> Result<(), ChildError> {
+    for &fd in fds {
+        nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        )
+        .map_err(|source| ChildError::PreserveFd { fd, source })?;
+    }
+    Ok(())
 }

@@ -61,6 +61,9 @@ pub struct ExecRequest {
     /// subreaper such as podman's conmon, which waits for it (`ferry runtime exec
     /// --detach`, chapter 12) — instead of to a helper of ferry's.
     pub leave_to_caller: bool,
+    /// `--preserve-fds N`: the command inherits descriptors 3 to 3+N-1 of the
+    /// caller's (chapter 12).
+    pub preserve_fds: u32,
 }
 
 /// How an exec went: the command's exit, or (detached) that it runs.
@@ -146,6 +149,7 @@ pub fn start(dir: &Path, request: &ExecRequest) -> Result<Exec, RuntimeError> {
             let code = helper_main(
                 &plan,
                 pidfd.as_fd(),
+                &preserved_fds(request.preserve_fds),
                 HelperEnd::of(request),
                 &blocked,
                 &parent_fds,
@@ -295,9 +299,11 @@ impl HelperEnd {
 
 /// The helper: joins the container's namespaces, forks the command into its PID
 /// namespace and waits for it (or, detached, leaves it). Returns its exit code.
+#[allow(clippy::too_many_arguments)]
 fn helper_main(
     plan: &Plan,
     pidfd: BorrowedFd<'_>,
+    preserved: &[std::os::fd::RawFd],
     end: HelperEnd,
     blocked: &signals::BlockedSignals,
     parent_fds: &[std::os::fd::RawFd],
@@ -308,6 +314,7 @@ fn helper_main(
     let mut keep = ends.raw_fds();
     keep.push(pidfd.as_raw_fd());
     keep.extend(console.map(|fd| fd.as_raw_fd()));
+    keep.extend(preserved);
     if sys::close_fds_except(&keep).is_err() {
         return EXIT_ENGINE_FAILED;
     }
@@ -345,7 +352,7 @@ fn helper_main(
     let command = match sys::fork() {
         Ok(ForkResult::Child) => {
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                run_command(plan, console, ends)
+                run_command(plan, console, preserved, ends)
             }));
             let failure = match outcome {
                 Ok(Err(failure)) => failure,
@@ -386,6 +393,11 @@ fn helper_main(
     }
 }
 
+/// The descriptors `--preserve-fds N` passes on: 3 to 3+N-1.
+pub fn preserved_fds(count: u32) -> Vec<std::os::fd::RawFd> {
+    (0..count as std::os::fd::RawFd).map(|n| 3 + n).collect()
+}
+
 /// Joins the container's namespaces `flags` through the pidfd of its first
 /// process: setns(2) with several CLONE_NEW* flags joins them all at once. The
 /// PID namespace applies to the caller's children, not to the caller.
@@ -406,6 +418,7 @@ pub fn join_namespaces(pidfd: BorrowedFd<'_>, flags: CloneFlags) -> nix::Result<
 fn run_command(
     plan: &Plan,
     console: Option<BorrowedFd<'_>>,
+    preserved: &[std::os::fd::RawFd],
     ends: &mut ChildEnds,
 ) -> Result<Infallible, ChildFailure> {
     let failure = |message: String| ChildFailure {
@@ -447,6 +460,7 @@ fn run_command(
     }
     crate::privileges::restrict_process(&plan.security)
         .map_err(|error: PrivilegeError| failure(errors::chain(&error)))?;
+    super::child::pass_on(preserved).map_err(|error| failure(errors::chain(&error)))?;
     let path_var = env::lookup(&plan.env, "PATH").unwrap_or(env::DEFAULT_PATH);
     let program =
         process::resolve_program(Path::new("/"), &plan.args[0], path_var).map_err(|error| {

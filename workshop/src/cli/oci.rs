@@ -179,7 +179,7 @@ struct ExecArgs {
     /// Add a capability (CAP_NET_ADMIN) to the command's sets
     #[arg(short, long, value_name = "CAP")]
     cap: Vec<String>,
-    /// Accepted for runc's callers: ferry passes no descriptors to exec'd commands
+    /// Pass descriptors 3 to 3+N-1 on to the command
     #[arg(long, value_name = "N", default_value_t = 0)]
     preserve_fds: u32,
     id: String,
@@ -228,6 +228,12 @@ pub fn main(args: Vec<OsString>) -> i32 {
             return code;
         }
     };
+    // Before anything of ferry's opens a descriptor (the log file first): a
+    // number the caller did not fill would be taken by ferry's own, and passed.
+    if let Err(error) = check_preserved(&cli.command) {
+        eprintln!("{ENGINE}: error: {error}");
+        return 1;
+    }
     init_logging(cli.debug, cli.log.as_deref(), cli.log_format);
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(&cli)));
     let message = match outcome {
@@ -241,6 +247,26 @@ pub fn main(args: Vec<OsString>) -> i32 {
         eprintln!("{ENGINE}: error: {message}");
     }
     1
+}
+
+/// `--preserve-fds N` needs descriptors 3 to 3+N-1 open in the caller's process.
+fn check_preserved(command: &RuntimeCommand) -> Result<(), OciError> {
+    let count = match command {
+        RuntimeCommand::Create(args) => args.preserve_fds,
+        RuntimeCommand::Run(args) => args.create.preserve_fds,
+        RuntimeCommand::Exec(args) => args.preserve_fds,
+        _ => 0,
+    };
+    match runtime::exec::preserved_fds(count)
+        .into_iter()
+        .find(|&fd| nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).is_err())
+    {
+        None => Ok(()),
+        Some(fd) => Err(OciError::Usage(format!(
+            "--preserve-fds {count} passes descriptors 3 to {}, but descriptor {fd} is not open: open them before calling, or pass fewer",
+            2 + count
+        ))),
+    }
 }
 
 fn dispatch(cli: &RuntimeCli) -> Result<i32, OciError> {
@@ -522,6 +548,7 @@ fn exec(handle: &Handle, args: &ExecArgs) -> Result<i32, OciError> {
         process,
         detach: args.detach,
         leave_to_caller: true,
+        preserve_fds: args.preserve_fds,
     };
     let mut exec = runtime::exec::start(&handle.dir, &request)?;
     if let (Some(path), Some(pid)) = (&args.pid_file, exec.command) {

@@ -37,7 +37,7 @@ pub mod spec;
 pub mod state;
 pub mod sync;
 
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use nix::sys::signal::{kill, Signal};
@@ -167,7 +167,7 @@ pub fn create(
         .as_deref()
         .map(oci::make_exec_fifo)
         .transpose()?;
-    let preserved_fds: Vec<RawFd> = (0..options.preserve_fds as RawFd).map(|n| 3 + n).collect();
+    let preserved_fds = exec::preserved_fds(options.preserve_fds);
 
     // clone(2) copies only the calling thread: a lock another thread held would
     // stay locked in the child forever (see the SAFETY comment of clone_child).

@@ -95,6 +95,7 @@ pub fn start(
         leave_to_caller: false,
         process: wanted,
         detach: options.detach,
+        preserve_fds: 0,
     };
     Ok(exec::start(&dir, &request).map_err(EngineError::from)?)
 }
