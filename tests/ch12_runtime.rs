@@ -505,6 +505,19 @@ fn what_ferry_does_not_implement_is_refused_by_name() {
         .output()
         .assert_code(1)
         .assert_stderr_contains("rshared propagation");
+    // A FIFO in place of config.json is refused, not waited on.
+    let id = format!("fifo-{}", token());
+    let bundle = Bundle::new(&host, &id, &["true"]);
+    std::fs::remove_file(bundle.dir.join("config.json")).unwrap();
+    nix::unistd::mkfifo(
+        &bundle.dir.join("config.json"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    run_bundle(&host, &bundle, &id)
+        .output()
+        .assert_code(1)
+        .assert_stderr_contains("not a regular file");
     // Ids that would name a path outside the root.
     for id in ["../escape", "a/b", "..", ""] {
         runtime(&host, &["state", id])

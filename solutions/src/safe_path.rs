@@ -34,6 +34,40 @@ use nix::unistd::{unlinkat, UnlinkatFlags};
 
 use crate::sys;
 
+/// At most `cap` bytes of `reader`, all of them; `None` when there are more.
+pub fn read_with_cap(reader: impl Read, cap: u64) -> std::io::Result<Option<Vec<u8>>> {
+    let mut bytes = Vec::new();
+    reader.take(cap + 1).read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= cap).then_some(bytes))
+}
+
+/// Why [`read_host_file`] refused a file.
+#[derive(Debug, thiserror::Error)]
+pub enum HostFileError {
+    #[error("it is not a regular file")]
+    NotRegular,
+    #[error("it is larger than {cap} bytes")]
+    TooLarge { cap: u64 },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads a file outside any container's root that the engine did not write — one
+/// of the host's (`/etc/resolv.conf`), or one its caller names (a Dockerfile, a
+/// bundle's `config.json`) — as warily as one inside it ([`Root::read_file`]): a
+/// regular file (a FIFO in its place would block forever, `/dev/zero` never end),
+/// opened without blocking, at most `cap` bytes.
+pub fn read_host_file(path: &Path, cap: u64) -> Result<Vec<u8>, HostFileError> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(HostFileError::NotRegular);
+    }
+    read_with_cap(file, cap)?.ok_or(HostFileError::TooLarge { cap })
+}
+
 /// A path in a root that cannot be used safely.
 #[derive(Debug, thiserror::Error)]
 pub enum SafePathError {
@@ -295,17 +329,13 @@ impl Root {
             .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
             .open(resolved.fd_path())
             .map_err(read_error)?;
-        let mut bytes = Vec::new();
-        file.take(cap + 1)
-            .read_to_end(&mut bytes)
-            .map_err(read_error)?;
-        if bytes.len() as u64 > cap {
-            return Err(SafePathError::TooLarge {
+        match read_with_cap(file, cap).map_err(read_error)? {
+            Some(bytes) => Ok(Some(bytes)),
+            None => Err(SafePathError::TooLarge {
                 path: path.to_path_buf(),
                 cap,
-            });
+            }),
         }
-        Ok(Some(bytes))
     }
 
     /// Creates the directory `name` in `parent` (a directory of a filesystem the

@@ -263,33 +263,19 @@ fn read_context_dockerfile(context: &Path) -> Result<String, CliError> {
 /// regular one (checked on the opened descriptor, opened non-blocking so a FIFO
 /// cannot hang the build), at most [`crate::dockerfile::MAX_SIZE`] bytes.
 fn read_dockerfile(path: &Path) -> Result<String, CliError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let failed = |why: String| {
+    let bytes =
+        crate::safe_path::read_host_file(path, crate::dockerfile::MAX_SIZE).map_err(|why| {
+            CliError::Message(format!(
+                "failed to read the Dockerfile {}: {why}",
+                path.display()
+            ))
+        })?;
+    String::from_utf8(bytes).map_err(|_| {
         CliError::Message(format!(
-            "failed to read the Dockerfile {}: {why}",
+            "failed to read the Dockerfile {}: it is not UTF-8 text",
             path.display()
         ))
-    };
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| failed(e.to_string()))?;
-    let meta = file.metadata().map_err(|e| failed(e.to_string()))?;
-    if !meta.is_file() {
-        return Err(failed("it is not a regular file".into()));
-    }
-    let mut text = String::new();
-    file.take(crate::dockerfile::MAX_SIZE + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| failed(e.to_string()))?;
-    if text.len() as u64 > crate::dockerfile::MAX_SIZE {
-        return Err(failed(format!(
-            "it is larger than {} bytes",
-            crate::dockerfile::MAX_SIZE
-        )));
-    }
-    Ok(text)
+    })
 }
 
 /// A directory under the state root, removed on drop.

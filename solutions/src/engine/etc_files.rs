@@ -18,9 +18,7 @@
 //!   `/run/systemd/resolve/resolv.conf`, which is read instead (as docker does).
 //!   Without a network namespace (before chapter 2) the host's file is used as is.
 
-use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::bundle::{Bundle, BundleError};
@@ -205,34 +203,21 @@ pub fn host_resolv_conf() -> Result<(PathBuf, String), EtcError> {
 /// a device never end), opened non-blocking and read up to a cap. `Ok(None)` when
 /// it does not exist.
 fn read_host_file(path: &Path) -> Result<Option<String>, EtcError> {
-    let read_error = |source| EtcError::ReadHost {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-    {
-        Ok(file) => file,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(read_error(error)),
-    };
-    let not_plain = || EtcError::HostNotPlain {
-        path: path.to_path_buf(),
-        cap: RESOLV_CONF_CAP,
-    };
-    if !file.metadata().map_err(read_error)?.is_file() {
-        return Err(not_plain());
+    use crate::safe_path::HostFileError;
+    match crate::safe_path::read_host_file(path, RESOLV_CONF_CAP) {
+        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+        Err(HostFileError::Io(error)) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(HostFileError::Io(source)) => Err(EtcError::ReadHost {
+            path: path.to_path_buf(),
+            source,
+        }),
+        Err(HostFileError::NotRegular | HostFileError::TooLarge { .. }) => {
+            Err(EtcError::HostNotPlain {
+                path: path.to_path_buf(),
+                cap: RESOLV_CONF_CAP,
+            })
+        }
     }
-    let mut bytes = Vec::new();
-    file.take(RESOLV_CONF_CAP + 1)
-        .read_to_end(&mut bytes)
-        .map_err(read_error)?;
-    if bytes.len() as u64 > RESOLV_CONF_CAP {
-        return Err(not_plain());
-    }
-    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
 }
 
 /// Writes the container's three files into its directory.

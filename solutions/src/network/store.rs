@@ -37,6 +37,9 @@ pub const DEFAULT_BRIDGE: &str = "ferry0";
 const POOL_FIRST: u8 = 10;
 const POOL_SECOND: u8 = 86;
 
+/// The most a leases file may hold (a lease is about 500 bytes).
+const LEASES_CAP: u64 = 16 << 20;
+
 /// Names that are modes, not networks.
 const RESERVED: &[&str] = &["bridge", "host", "none", "default", "leases", "forwarding"];
 
@@ -326,16 +329,25 @@ impl Networks {
 
     /// Every lease on record, stale ones included.
     pub fn leases(&self) -> Result<Vec<Lease>, NetworkError> {
+        use crate::safe_path::HostFileError;
         let path = self.dir().join("leases.json");
-        match std::fs::read(&path) {
+        // Read as warily as a file of the host's: `held_elsewhere` reads another
+        // state root's, named by the kernel's table.
+        match crate::safe_path::read_host_file(&path, LEASES_CAP) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|error| {
                 NetworkError::Invalid(format!("{} cannot be read: {error}", path.display()))
             }),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(error) => Err(NetworkError::io(format!(
+            Err(HostFileError::Io(error)) if error.kind() == std::io::ErrorKind::NotFound => {
+                Ok(Vec::new())
+            }
+            Err(HostFileError::Io(error)) => Err(NetworkError::io(format!(
                 "failed to read {}",
                 path.display()
             ))(error)),
+            Err(refused) => Err(NetworkError::Invalid(format!(
+                "{} cannot be read: {refused}",
+                path.display()
+            ))),
         }
     }
 

@@ -597,38 +597,39 @@ const MAX_INPUT: u64 = 4 << 20;
 /// A file the caller gave, at most [`MAX_INPUT`]: a regular file (opened without
 /// blocking, so a FIFO in its place cannot hang the runtime).
 fn read_capped(path: &Path) -> Result<String, OciError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .map_err(io("read", path))?;
-    let regular = file.metadata().map_err(io("read", path))?.is_file();
-    if !regular {
-        return Err(OciError::Usage(format!(
-            "{} is not a regular file",
-            path.display()
-        )));
-    }
-    read_all_capped(file, path)
+    use crate::safe_path::HostFileError;
+    let bytes = crate::safe_path::read_host_file(path, MAX_INPUT).map_err(|error| match error {
+        HostFileError::Io(source) => OciError::Io {
+            action: "read",
+            path: path.to_path_buf(),
+            source,
+        },
+        refused => OciError::Usage(format!("{}: {refused}", path.display())),
+    })?;
+    text_of(bytes, path)
 }
 
 /// `read_capped`, or stdin for `-`.
 fn read_input(path: &Path) -> Result<String, OciError> {
-    if path == Path::new("-") {
-        return read_all_capped(std::io::stdin(), path);
+    if path != Path::new("-") {
+        return read_capped(path);
     }
-    read_capped(path)
+    match crate::safe_path::read_with_cap(std::io::stdin(), MAX_INPUT) {
+        Ok(Some(bytes)) => text_of(bytes, path),
+        Ok(None) => Err(OciError::Usage(format!(
+            "standard input: it is larger than {MAX_INPUT} bytes"
+        ))),
+        Err(source) => Err(OciError::Io {
+            action: "read",
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
 }
 
-fn read_all_capped(reader: impl std::io::Read, path: &Path) -> Result<String, OciError> {
-    use std::io::Read;
-    let mut text = String::new();
-    reader
-        .take(MAX_INPUT)
-        .read_to_string(&mut text)
-        .map_err(io("read", path))?;
-    Ok(text)
+fn text_of(bytes: Vec<u8>, path: &Path) -> Result<String, OciError> {
+    String::from_utf8(bytes)
+        .map_err(|_| OciError::Usage(format!("{}: it is not UTF-8 text", path.display())))
 }
 
 /// A signal by name (`KILL`, `SIGKILL`) or number (`9`).
