@@ -477,6 +477,24 @@ fn a_failing_run_stops_the_build_with_its_output_and_leaves_nothing() {
         std::fs::read_dir(host.state.join("builds")).map_or(true, |d| d.count() == 0),
         "no step directory is left"
     );
+    // A build killed with SIGKILL in the middle of a RUN leaves that step's
+    // container: `builder prune` removes it (and its cgroup, which the test
+    // host's drop checks).
+    let slow = context(&host, &format!("FROM {base}\nRUN sleep 30\n"), &[]);
+    let killed = host
+        .build(&slow, &[])
+        .output_to(&host.dir.join("killed-build.out"))
+        .spawn();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while host.engine(&["ps", "-q"]).output().stdout.trim().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the RUN step never ran");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    killed.signal(nix::sys::signal::Signal::SIGKILL);
+    killed.wait();
+    host.engine(&["builder", "prune"]).output().assert_success();
+    let ps = host.engine(&["ps", "-a", "-q"]).output();
+    assert_eq!(ps.stdout.trim(), "", "the killed build's step is gone");
 }
 
 /// The corpus's files of one kind (`good` or `bad`), sorted.

@@ -202,6 +202,7 @@ pub fn request(
         logged,
         stop_signal: args.stop_signal.clone(),
         stop_timeout: args.stop_timeout,
+        build: None,
     })
 }
 

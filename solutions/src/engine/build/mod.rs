@@ -414,15 +414,28 @@ pub fn cache_key(parent: &Digest, parts: &[&str]) -> Digest {
     // END SOLUTION
 }
 
-/// Removes what killed builds left in `ROOT/builds` (a step's upper, a context
-/// unpacked from stdin): the directories whose owner, the pid their name starts
-/// with, is gone. Their mounts went with the killed process's mount namespace.
-/// Returns how many were removed.
+/// Removes what killed builds left: their RUN steps' containers (with their
+/// cgroups and network), and in `ROOT/builds` (a step's upper, a context unpacked
+/// from stdin) the directories whose owner, the pid their name starts with, is
+/// gone. Their mounts went with the killed process's mount namespace. Returns how
+/// many were removed.
 pub fn sweep_stale(state_root: &std::path::Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(state_root.join("builds")) else {
-        return 0;
-    };
+    let containers = crate::engine::containers::Containers::new(state_root);
     let mut removed = 0;
+    for record in containers.all() {
+        let orphaned = record
+            .supervision
+            .build
+            .as_ref()
+            .is_some_and(|build| !crate::engine::containers::is_alive(build));
+        if orphaned && containers.remove(&record, true).is_ok() {
+            log::debug!("removed {}, a step of a killed build", record.id);
+            removed += 1;
+        }
+    }
+    let Ok(entries) = std::fs::read_dir(state_root.join("builds")) else {
+        return removed;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some(pid) = name.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {

@@ -17,7 +17,9 @@ use std::time::Instant;
 use super::stage::StageState;
 use super::{cache_key, copy, layers, BuildError, Builder, StepInfo};
 use crate::dockerfile::{Command, Instruction, Kind, Run};
-use crate::engine::containers::{supervisor, ContainerError, Containers, CreateRequest};
+use crate::engine::containers::{
+    supervisor, ContainerError, Containers, CreateRequest, ProcessRef,
+};
 use crate::engine::options::RunOptions;
 use crate::env::EnvEntry;
 use crate::images::oci::Descriptor;
@@ -253,6 +255,7 @@ fn run_container(
     let record = containers
         .create(&CreateRequest {
             options,
+            build: Some(ProcessRef::me()),
             ..CreateRequest::default()
         })
         .map_err(container_error)?;

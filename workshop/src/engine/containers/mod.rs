@@ -136,6 +136,8 @@ pub struct CreateRequest {
     pub stop_signal: Option<String>,
     /// `--stop-timeout`: `stop`'s grace period in seconds (else 10).
     pub stop_timeout: Option<u64>,
+    /// A build's RUN step: the build's process.
+    pub build: Option<ProcessRef>,
 }
 
 /// The containers of a state root.

@@ -286,6 +286,11 @@ pub struct Supervision {
     /// Its network, as asked for (chapter 10).
     #[serde(default)]
     pub network: NetworkRequest,
+    /// A build's RUN step (chapter 11): the build that made it. It goes with its
+    /// step; one whose build was killed is removed by the next build or `builder
+    /// prune`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<ProcessRef>,
 }
 
 /// A container: `container.json`, which `inspect` prints.
@@ -453,6 +458,7 @@ pub(super) fn record_of(prepared: &Prepared, request: &CreateRequest, name: &str
             anonymous_volumes: prepared.anonymous_volumes.clone(),
             logged: request.logged,
             no_pivot: prepared.no_pivot,
+            build: request.build.clone(),
             ..Supervision::default()
         },
         id,
