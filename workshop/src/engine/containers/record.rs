@@ -458,7 +458,7 @@ pub(super) fn record_of(prepared: &Prepared, request: &CreateRequest, name: &str
             anonymous_volumes: prepared.anonymous_volumes.clone(),
             logged: request.logged,
             no_pivot: prepared.no_pivot,
-            build: request.build.clone(),
+            build: request.build,
             ..Supervision::default()
         },
         id,
