@@ -688,6 +688,32 @@ fn publish_all_publishes_the_images_exposed_ports_and_container_mode_shares_a_na
     remove(&host, &[&name]);
 }
 
+/// `ENGINE --root ROOT ARGS...` in the test host: a second state root beside the
+/// test host's own (as a student's myferry beside the reference ferry).
+fn in_root(host: &TestHost, root: &std::path::Path, args: &[&str]) -> support::Output {
+    let mut all = vec!["--root", root.to_str().unwrap()];
+    all.extend_from_slice(args);
+    host.command(support::engine_binary(), &all).output()
+}
+
+/// Kills the supervisor of container `name` of state root `root` with SIGKILL.
+fn kill_supervisor(host: &TestHost, root: &std::path::Path, name: &str) {
+    let out = in_root(host, root, &["inspect", name]);
+    out.assert_success();
+    let record: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let pid = record[0]["Ferry"]["Supervisor"]["Pid"].as_i64().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(Instant::now() < deadline, "the supervisor outlived SIGKILL");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn a_second_state_root_does_not_take_over_the_network_of_the_first() {
     // Both share the test host's ferry0 and table ip ferry, as the reference
@@ -696,47 +722,60 @@ fn a_second_state_root_does_not_take_over_the_network_of_the_first() {
     let first = format!("first-{}", token());
     detached(&host, &["--name", &first, "-p", "8082:80", "sleep", "60"]);
     let other = host.dir.join("other-state");
-    let other = other.to_str().unwrap();
     let rootfs = host.rootfs.to_str().unwrap();
-    let second = |args: &[&str]| {
-        let mut all = vec!["--root", other];
-        all.extend_from_slice(args);
-        host.command(support::engine_binary(), &all).output()
-    };
-    let run = |network: &str| {
-        second(&[
+    let run = |args: &[&str]| {
+        let mut all = vec![
             "run",
-            "--rm",
             "--rootfs",
             rootfs,
             "--cgroup-parent",
             &host.cgroup_parent,
-            "--network",
-            network,
-            "true",
-        ])
+        ];
+        all.extend_from_slice(args);
+        in_root(&host, &other, &all)
     };
-    let published = || {
-        let table = host.on_host("nft", &["list", "table", "ip", "ferry"]);
-        table.code == 0 && table.stdout.contains("dport 8082 dnat to")
+    let table = || {
+        host.on_host("nft", &["list", "table", "ip", "ferry"])
+            .stdout
     };
     assert!(
-        published(),
-        "the first root's published port is in the table"
+        table().contains("dport 8082 dnat to"),
+        "the first root's port is published"
     );
-    run("bridge")
+    run(&["--rm", "true"])
         .assert_code(125)
         .assert_stderr_contains("in use by another state root")
         .assert_stderr_contains(&first)
         .assert_stderr_contains("--network none");
     // Commands of the second root that reconcile leave the first's rules alone.
-    second(&["ps", "-a"]).assert_success();
-    run("none").assert_success();
+    in_root(&host, &other, &["ps", "-a"]).assert_success();
+    run(&["--rm", "--network", "none", "true"]).assert_success();
     assert!(
-        published(),
-        "the first root's rules survive the second root"
+        table().contains("dport 8082 dnat to"),
+        "the first root's rules survive the second"
     );
     // Once the first root's containers are gone, the second may use the network.
     remove(&host, &[&first]);
-    run("bridge").assert_success();
+    run(&["-d", "--name", "second", "sleep", "60"]).assert_success();
+    assert!(table().contains(&format!("state root {}", other.display())));
+    // A root whose containers were all killed with their supervisors holds
+    // nothing: the first takes the network over, and the table it leaves (killed
+    // too) is replaced, not taken for the second's, when the second comes back.
+    kill_supervisor(&host, &other, "second");
+    let again = format!("again-{}", token());
+    detached(&host, &["--name", &again, "-p", "8083:80", "sleep", "60"]);
+    assert!(table().contains("dport 8083 dnat to"), "{}", table());
+    kill_supervisor(&host, &host.state, &again);
+    run(&["-d", "--name", "third", "sleep", "60"]).assert_success();
+    let now = table();
+    assert!(
+        now.contains(&format!("state root {}", other.display())),
+        "{now}"
+    );
+    assert!(
+        !now.contains("dport 8083"),
+        "the killed root's rules are gone: {now}"
+    );
+    in_root(&host, &other, &["rm", "-f", "second", "third"]).assert_success();
+    remove(&host, &[&again]);
 }

@@ -487,7 +487,10 @@ fn a_failing_run_stops_the_build_with_its_output_and_leaves_nothing() {
         .spawn();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while host.engine(&["ps", "-q"]).output().stdout.trim().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "the RUN step never ran");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the RUN step never ran"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     killed.signal(nix::sys::signal::Signal::SIGKILL);

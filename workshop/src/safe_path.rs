@@ -50,6 +50,8 @@ pub enum HostFileError {
     NotRegular,
     #[error("it is larger than {cap} bytes")]
     TooLarge { cap: u64 },
+    #[error("{0}")]
+    Refused(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -60,13 +62,32 @@ pub enum HostFileError {
 /// regular file (a FIFO in its place would block forever, `/dev/zero` never end),
 /// opened without blocking, at most `cap` bytes.
 pub fn read_host_file(path: &Path, cap: u64) -> Result<Vec<u8>, HostFileError> {
+    read_host_file_checked(path, cap, |_| Ok(()))
+}
+
+/// [`read_host_file`], with `check` asked about the file (its owner, its mode)
+/// before anything is read.
+pub fn read_host_file_checked(
+    path: &Path,
+    cap: u64,
+    check: impl FnOnce(&std::fs::Metadata) -> Result<(), HostFileError>,
+) -> Result<Vec<u8>, HostFileError> {
+    // Looked at through an O_PATH descriptor first: opening a device node to read
+    // it can already do something (a watchdog starts counting).
+    let found = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(path)?;
+    let metadata = found.metadata()?;
+    if !metadata.is_file() {
+        return Err(HostFileError::NotRegular);
+    }
+    check(&metadata)?;
+    // Reopened through the descriptor: the same file, not a second lookup.
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(HostFileError::NotRegular);
-    }
+        .open(format!("/proc/self/fd/{}", found.as_raw_fd()))?;
     read_with_cap(file, cap)?.ok_or(HostFileError::TooLarge { cap })
 }
 

@@ -35,7 +35,14 @@ impl HostState {
 
     /// Fails, listing what appeared, when the host differs from `before`.
     pub fn ensure_unchanged_since(before: &HostState) -> Result<()> {
-        let after = HostState::capture();
+        let mut after = HostState::capture();
+        // A supervisor or a shim may take a moment to go after the last test.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !after.processes.is_subset(&before.processes) && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            after.processes = engine_processes();
+        }
         let mut problems = Vec::new();
         let mut compare = |what: &str, before: &BTreeSet<String>, after: &BTreeSet<String>| {
             let added: Vec<&String> = after.difference(before).collect();
@@ -107,19 +114,18 @@ fn nft_tables() -> BTreeSet<String> {
         .collect()
 }
 
-/// The programs a test could leave running: the engine (its supervisors are
-/// re-executions of it), its init, and the peers chapter 12 drives.
-const ENGINE_PROGRAMS: &[&str] = &[
-    "ferry",
-    "myferry",
-    "ferry-init",
-    "conmon",
-    "containerd",
-    "containerd-shim-runc-v2",
-];
+/// The engine's programs (its supervisors are re-executions of it, and its init):
+/// any of them still running after the tests is a leak.
+const ENGINE_PROGRAMS: &[&str] = &["ferry", "myferry", "ferry-init"];
 
-/// "PID program" for each process running one of [`ENGINE_PROGRAMS`], or in a cgroup of
-/// a test host (`/ferry-test-…`): a container's process.
+/// The peers chapter 12 drives: a leak only when a test host started them (their
+/// command line names its directory, `/tmp/ferry-test-…`), not the machine's own.
+const PEER_PROGRAMS: &[&str] = &["conmon", "containerd", "containerd-shim-runc-v2"];
+
+/// "PID STARTTIME program" for each process of [`ENGINE_PROGRAMS`], of
+/// [`PEER_PROGRAMS`] started for a test host, or in a test host's cgroup (a
+/// container's process). The start time (clock ticks after boot) tells a reused
+/// pid from the process that had it.
 fn engine_processes() -> BTreeSet<String> {
     let mut found = BTreeSet::new();
     for pid in names_in("/proc")
@@ -132,10 +138,25 @@ fn engine_processes() -> BTreeSet<String> {
             .and_then(|exe| Some(exe.file_name()?.to_string_lossy().into_owned()))
             .unwrap_or_default();
         let program = program.trim_end_matches(" (deleted)");
+        let of_a_test_host = || {
+            std::fs::read(proc.join("cmdline"))
+                .is_ok_and(|line| String::from_utf8_lossy(&line).contains("/ferry-test-"))
+        };
         let in_test_host = std::fs::read_to_string(proc.join("cgroup"))
             .is_ok_and(|cgroups| cgroups.contains("/ferry-test-"));
-        if ENGINE_PROGRAMS.contains(&program) || in_test_host {
-            found.insert(format!("{pid} {program}"));
+        let leak = ENGINE_PROGRAMS.contains(&program)
+            || (PEER_PROGRAMS.contains(&program) && of_a_test_host())
+            || in_test_host;
+        if leak {
+            // Field 22 of stat, counted after the command's closing parenthesis.
+            let started = std::fs::read_to_string(proc.join("stat"))
+                .ok()
+                .and_then(|stat| {
+                    let after = stat.rsplit_once(')')?.1.to_string();
+                    after.split_whitespace().nth(19).map(str::to_string)
+                })
+                .unwrap_or_default();
+            found.insert(format!("{pid} {started} {program}"));
         }
     }
     found

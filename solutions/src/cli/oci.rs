@@ -255,6 +255,13 @@ fn check_preserved(command: &RuntimeCommand) -> Result<(), OciError> {
         RuntimeCommand::Exec(args) => args.preserve_fds,
         _ => 0,
     };
+    let (open_max, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .unwrap_or((1024, 1024));
+    if u64::from(count) + 3 > open_max {
+        return Err(OciError::Usage(format!(
+            "--preserve-fds {count} reaches past this process's descriptor limit ({open_max}, RLIMIT_NOFILE)"
+        )));
+    }
     match runtime::exec::preserved_fds(count)
         .into_iter()
         .find(|&fd| nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).is_err())

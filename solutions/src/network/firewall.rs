@@ -149,7 +149,10 @@ pub fn apply(
     let wanted = !networks.is_empty();
     // One look at the whole ruleset answers both questions: is ferry's table
     // there, and does another engine's FORWARD chain drop?
-    let present = now.contains(&format!("table ip {TABLE} {{"));
+    // A table made by another state root (whose containers are gone) is not the
+    // one loaded last, whatever `applied` says: it is replaced.
+    let ours = Owner::of(now) == owner.comment().map(|_| owner.clone());
+    let present = now.contains(&format!("table ip {TABLE} {{")) && (ours || !wanted);
     if !(unchanged && present == wanted) {
         let _ = std::fs::remove_file(applied);
         nft(&["-f", "-"], Some(&script))?;

@@ -213,12 +213,12 @@ fn read_host_file(path: &Path) -> Result<Option<String>, EtcError> {
             path: path.to_path_buf(),
             source,
         }),
-        Err(HostFileError::NotRegular | HostFileError::TooLarge { .. }) => {
-            Err(EtcError::HostNotPlain {
-                path: path.to_path_buf(),
-                cap: RESOLV_CONF_CAP,
-            })
-        }
+        Err(
+            HostFileError::NotRegular | HostFileError::TooLarge { .. } | HostFileError::Refused(_),
+        ) => Err(EtcError::HostNotPlain {
+            path: path.to_path_buf(),
+            cap: RESOLV_CONF_CAP,
+        }),
     }
 }
 

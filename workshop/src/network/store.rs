@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use super::firewall::{self, NetworkRules};
 use super::netlink::Netlink;
 use super::{netns, plumbing, NetworkError, PortBinding, Subnet, DEFAULT_NETWORK};
+use crate::safe_path::HostFileError;
 
 /// The default network's subnet and bridge (docker's is 172.17.0.0/16 on
 /// docker0, podman's 10.88.0.0/16 on podman0: ferry's stays clear of both).
@@ -91,6 +92,49 @@ pub struct Lease {
     pub hosts: String,
 }
 
+/// The lock that state roots share: the host has one bridge `ferry0` and one table
+/// `ip ferry`, whichever root asks, so the look at who holds them
+/// ([`Networks::held_elsewhere`]) and the change that follows are made under it.
+/// A file only root can make (`/run` is root's), opened without following a
+/// symlink and refused unless root owns it: nobody else can hold it.
+pub const HOST_LOCK: &str = "/run/ferry-network.lock";
+
+/// Both locks of a change of networks, released on drop.
+pub struct NetworkLock {
+    _root: Flock<File>,
+    _host: Flock<File>,
+}
+
+/// flock(2) on `path` (made, mode 0600, when missing), exclusive, waiting.
+fn lock_file(path: &Path) -> Result<Flock<File>, NetworkError> {
+    use std::os::unix::fs::MetadataExt;
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(NetworkError::io(format!(
+            "failed to open {}",
+            path.display()
+        )))?;
+    let metadata = file.metadata().map_err(NetworkError::io(format!(
+        "failed to read {}",
+        path.display()
+    )))?;
+    if !metadata.is_file() || metadata.uid() != nix::unistd::geteuid().as_raw() {
+        return Err(NetworkError::Invalid(format!(
+            "{} is not a file of this user's: another user could hold ferry's network lock through it; remove it (it is made again)",
+            path.display()
+        )));
+    }
+    Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| NetworkError::Io {
+        what: format!("failed to lock {}", path.display()),
+        source: errno.into(),
+    })
+}
+
 /// The networks of one state root.
 pub struct Networks {
     root: PathBuf,
@@ -112,28 +156,20 @@ impl Networks {
         state_root.join("netns").join(id)
     }
 
-    /// Takes the lock every change holds.
-    pub fn lock(&self) -> Result<Flock<File>, NetworkError> {
+    /// Takes the lock every change holds: this root's, then the host's (see
+    /// [`HOST_LOCK`]), always in that order.
+    pub fn lock(&self) -> Result<NetworkLock, NetworkError> {
         std::fs::create_dir_all(self.dir())
             .and_then(|()| std::fs::create_dir_all(self.root.join("netns")))
             .map_err(NetworkError::io(format!(
                 "failed to make {}",
                 self.dir().display()
             )))?;
-        let path = self.root.join("networks.lock");
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(NetworkError::io(format!(
-                "failed to open {}",
-                path.display()
-            )))?;
-        Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| NetworkError::Io {
-            what: format!("failed to lock {}", path.display()),
-            source: errno.into(),
+        let root = lock_file(&self.root.join("networks.lock"))?;
+        let host = lock_file(Path::new(HOST_LOCK))?;
+        Ok(NetworkLock {
+            _root: root,
+            _host: host,
         })
     }
 
@@ -331,11 +367,17 @@ impl Networks {
 
     /// Every lease on record, stale ones included.
     pub fn leases(&self) -> Result<Vec<Lease>, NetworkError> {
-        use crate::safe_path::HostFileError;
+        self.read_leases(|_| Ok(()))
+    }
+
+    /// The leases file, read as warily as a file of the host's (`held_elsewhere`
+    /// reads another state root's, named by the kernel's table), `check`ed first.
+    fn read_leases(
+        &self,
+        check: impl FnOnce(&std::fs::Metadata) -> Result<(), HostFileError>,
+    ) -> Result<Vec<Lease>, NetworkError> {
         let path = self.dir().join("leases.json");
-        // Read as warily as a file of the host's: `held_elsewhere` reads another
-        // state root's, named by the kernel's table.
-        match crate::safe_path::read_host_file(&path, LEASES_CAP) {
+        match crate::safe_path::read_host_file_checked(&path, LEASES_CAP, check) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|error| {
                 NetworkError::Invalid(format!("{} cannot be read: {error}", path.display()))
             }),
@@ -490,9 +532,30 @@ impl Networks {
         if owner.state_root == self.owner().state_root {
             return None;
         }
-        let names: Vec<String> = Networks::new(&owner.state_root)
-            .leases()
-            .unwrap_or_default()
+        // Only a leases file this user (root) keeps counts: a root under /tmp that
+        // was removed could be made again by anybody, with leases of their own.
+        let kept_by_us = |metadata: &std::fs::Metadata| {
+            use std::os::unix::fs::MetadataExt;
+            let ours = metadata.uid() == nix::unistd::geteuid().as_raw();
+            match ours && metadata.mode() & 0o022 == 0 {
+                true => Ok(()),
+                false => Err(HostFileError::Refused(
+                    "it is not a file of this user's that only they can write".into(),
+                )),
+            }
+        };
+        let leases = match Networks::new(&owner.state_root).read_leases(kept_by_us) {
+            Ok(leases) => leases,
+            Err(error) => {
+                log::warn!(
+                    "table ip {} names the state root {}, whose leases do not count: {error}",
+                    firewall::TABLE,
+                    owner.state_root.display()
+                );
+                Vec::new()
+            }
+        };
+        let names: Vec<String> = leases
             .into_iter()
             .filter(|lease| lease.holder.runs())
             .map(|lease| lease.name)

@@ -322,8 +322,19 @@ impl Containers {
 
     /// Ends the supervision of `id`: its supervisor (this process) is done.
     pub fn release(&self, id: &str) -> Result<(), ContainerError> {
-        self.update(id, |record| record.supervision.supervisor = None)
-            .map(drop)
+        let me = ProcessRef::me();
+        let released = self.update(id, |record| {
+            // Only our own claim: a `start` may have claimed it since our run ended.
+            if record.supervision.supervisor == Some(me) {
+                record.supervision.supervisor = None;
+            }
+        });
+        match released {
+            // Removed already: our final record gave up the claim, and an `rm`
+            // came before this.
+            Ok(_) | Err(ContainerError::NotFound { .. }) => Ok(()),
+            Err(error) => Err(error),
+        }
     }
 
     /// Kills what is left of a container whose supervisor is gone and removes its
