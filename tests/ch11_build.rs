@@ -493,6 +493,17 @@ fn a_failing_run_stops_the_build_with_its_output_and_leaves_nothing() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    // While the build runs, its step is the build's.
+    let step = host
+        .engine(&["ps", "-q"])
+        .output()
+        .stdout
+        .trim()
+        .to_string();
+    host.engine(&["rm", "-f", &step])
+        .output()
+        .assert_code(1)
+        .assert_stderr_contains("a step of a build that still runs");
     killed.signal(nix::sys::signal::Signal::SIGKILL);
     killed.wait();
     host.engine(&["builder", "prune"]).output().assert_success();

@@ -454,6 +454,7 @@ pub fn rm(args: &RmArgs, state_root: &Path) -> Result<i32, CliError> {
     let containers = Containers::new(state_root);
     each(&args.containers, |name| {
         let record = containers.get(name)?;
+        crate::engine::containers::refuse_a_running_builds_step(&record)?;
         let supervised = record
             .supervision
             .supervisor

@@ -123,6 +123,22 @@ pub fn is_alive(process: &ProcessRef) -> bool {
     // END SOLUTION
 }
 
+/// A step of a build that still runs is the build's to stop and remove (it reads
+/// the step's upper directory after the step's process ended): refused to anyone
+/// else's `rm`, `rm -f` and `prune`.
+pub fn refuse_a_running_builds_step(record: &Record) -> Result<(), ContainerError> {
+    match record.supervision.build {
+        Some(build) if build != ProcessRef::me() && is_alive(&build) => {
+            Err(ContainerError::WrongState {
+                name: record.short_name().to_string(),
+                status: record.state.status,
+                why: "it is a step of a build that still runs; it goes when the build ends",
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// What `create` is asked for: the run options and what makes it an object.
 #[derive(Debug, Clone, Default)]
 pub struct CreateRequest {
@@ -440,6 +456,7 @@ impl Containers {
                 status: current.state.status,
             });
         }
+        refuse_a_running_builds_step(&current)?;
         self.clean_leftovers(&current);
         if volumes {
             self.remove_files(&current)
