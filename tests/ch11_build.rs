@@ -835,6 +835,7 @@ fn a_built_image_saved_loads_and_runs_under_podman() {
         .output()
         .assert_success();
     let store = host.dir.join("podman");
+    let _leftovers = support::cgroups::PodmanLeftovers(&host.cgroup_parent);
     // runc, not crun: crun refuses the cgroup v1 hybrid layout of some hosts.
     let podman = format!(
         "{podman} --root {0}/root --runroot {0}/run --storage-driver vfs --cgroup-manager cgroupfs --events-backend none --runtime /usr/sbin/runc",

@@ -711,15 +711,7 @@ impl Drop for Podman<'_> {
                 let _ = self.host.command("umount", &["-l", mount]).output();
             }
         }
-        // conmon's cgroup (cgroupfs): under the test's parent, or podman's
-        // /libpod_parent whatever --cgroup-parent says; removed when empty.
-        for dir in support::cgroups::parent_dirs(&self.host.cgroup_parent) {
-            let _ = std::fs::remove_dir(dir.join("conmon"));
-        }
-        for dir in support::cgroups::parent_dirs("/libpod_parent") {
-            let _ = std::fs::remove_dir(dir.join("conmon"));
-            let _ = std::fs::remove_dir(dir);
-        }
+        support::cgroups::remove_podman_leftovers(&self.host.cgroup_parent);
     }
 }
 

@@ -22,6 +22,28 @@ pub fn parent_dirs(parent: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Removes what podman's conmon leaves with `--cgroup-manager cgroupfs`: its
+/// `conmon` cgroup under `parent`, or under podman's own `/libpod_parent` (used
+/// whatever `--cgroup-parent` says), and `/libpod_parent` itself once empty.
+pub fn remove_podman_leftovers(parent: &str) {
+    for dir in parent_dirs(parent) {
+        let _ = std::fs::remove_dir(dir.join("conmon"));
+    }
+    for dir in parent_dirs("/libpod_parent") {
+        let _ = std::fs::remove_dir(dir.join("conmon"));
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
+/// [`remove_podman_leftovers`] on drop: after a failed assertion too.
+pub struct PodmanLeftovers<'a>(pub &'a str);
+
+impl Drop for PodmanLeftovers<'_> {
+    fn drop(&mut self) {
+        remove_podman_leftovers(self.0);
+    }
+}
+
 /// The container cgroups (subdirectories) still under `parent`.
 pub fn children(parent: &str) -> Vec<PathBuf> {
     parent_dirs(parent)

@@ -230,14 +230,24 @@ impl Drop for TestHost {
 
 impl TestHost {
     /// Kills the processes the records under the state root name (supervisors
-    /// and containers' first processes), checked by their start time.
+    /// and containers' first processes), checked by their start time — and those
+    /// of any other state root a test made in the test's directory (a second root
+    /// beside the first, chapter 10).
     fn kill_supervisors(&self) {
-        for id in self.container_dirs() {
-            let path = self
-                .state
-                .join("containers")
-                .join(&id)
-                .join("container.json");
+        let records: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|root| root.path().join("containers"))
+            .flat_map(|containers| {
+                std::fs::read_dir(containers)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+            })
+            .map(|container| container.path().join("container.json"))
+            .collect();
+        for path in records {
             let Ok(text) = std::fs::read_to_string(path) else {
                 continue;
             };
