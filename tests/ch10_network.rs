@@ -742,11 +742,13 @@ fn a_second_state_root_does_not_take_over_the_network_of_the_first() {
         table().contains("dport 8082 dnat to"),
         "the first root's port is published"
     );
-    run(&["--rm", "true"])
+    let refused = run(&["--rm", "true"]);
+    refused
         .assert_code(125)
         .assert_stderr_contains("in use by another state root")
         .assert_stderr_contains(&first)
         .assert_stderr_contains("--network none");
+    snapshot!(host, &[&first], "ch10_second_root_refused", refused.stderr);
     // Commands of the second root that reconcile leave the first's rules alone.
     in_root(&host, &other, &["ps", "-a"]).assert_success();
     run(&["--rm", "--network", "none", "true"]).assert_success();
