@@ -362,6 +362,7 @@ CMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"80\", \"-h\", \"/www\"]\n";
         &context_arg,
     ])?;
     let _ = std::fs::remove_dir_all(&context);
+    runtime_section(&demo)?;
     if !bridge_before {
         // A real engine keeps its bridge (as docker keeps docker0); the demo leaves
         // the host as it found it.
@@ -372,6 +373,107 @@ CMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"80\", \"-h\", \"/www\"]\n";
     }
     demo.cleanup();
     println!("\nThat is the engine as it stands. Build your own: chapters/introduction.md");
+    Ok(())
+}
+
+/// Chapter 12: ferry spoken to as runc is, by hand through a bundle's lifecycle,
+/// then by podman (when it is installed) with ferry as its runtime.
+fn runtime_section(demo: &Demo) -> Result<()> {
+    section(
+        "Chapter 12 — ferry as an OCI runtime",
+        "runc's interface, which podman and containerd speak: a bundle (config.json and a root), then create, list, start, ps, delete:",
+    );
+    let bundle = demo.state.with_file_name("bundle");
+    let _ = std::fs::remove_dir_all(&bundle);
+    std::fs::create_dir_all(&bundle)?;
+    let bundle_arg = bundle.to_string_lossy().into_owned();
+    demo.runtime(&["spec", "--bundle", &bundle_arg])?;
+    let config = bundle.join("config.json");
+    let mut spec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config)?)?;
+    spec["root"]["path"] = demo.rootfs.to_string_lossy().into_owned().into();
+    spec["process"]["args"] = serde_json::json!([
+        "sh",
+        "-c",
+        "echo \"started: I am PID $$ in $(hostname)\"; sleep 30"
+    ]);
+    spec["linux"]["cgroupsPath"] = format!("{CGROUP_PARENT}/demo-oci").into();
+    std::fs::write(&config, serde_json::to_string_pretty(&spec)?)?;
+    println!(
+        "(config.json: root.path set to {}, process.args to a greeting)",
+        short(&demo.rootfs)
+    );
+    demo.runtime(&["create", "--bundle", &bundle_arg, "demo-oci"])?;
+    println!("created: the process exists, blocked before the program, until start");
+    demo.runtime(&["list"])?;
+    demo.runtime(&["start", "demo-oci"])?;
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    demo.runtime(&["ps", "demo-oci"])?;
+    demo.runtime(&["delete", "--force", "demo-oci"])?;
+    let _ = std::fs::remove_dir_all(&bundle);
+    let podman = Path::new("/usr/bin/podman");
+    if !podman.exists() {
+        println!(
+            "
+(podman is not installed: `apt-get install podman` to see it drive ferry)"
+        );
+        return Ok(());
+    }
+    println!(
+        "
+podman, with ferry as its runtime (storage of its own under target/demo):"
+    );
+    let base = demo.state.with_file_name("podman");
+    std::fs::create_dir_all(&base)?;
+    let link = base.join("ferry-runtime");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&demo.engine, &link)?;
+    let arg = |flag: &str, sub: &str| format!("--{flag}={}", base.join(sub).display());
+    let mut command = util::as_root("podman");
+    command
+        .args([
+            arg("root", "root"),
+            arg("runroot", "run"),
+            arg("tmpdir", "tmp"),
+        ])
+        .args([
+            "--storage-driver=vfs",
+            "--cgroup-manager=cgroupfs",
+            "--events-backend=file",
+        ])
+        .arg(format!("--runtime={}", link.display()))
+        .args([
+            "run",
+            "--rm",
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=4096:4096",
+        ])
+        .args([
+            "--network=none",
+            &format!("--cgroup-parent={CGROUP_PARENT}"),
+        ])
+        .arg("--rootfs")
+        .arg(&demo.rootfs)
+        .args([
+            "sh",
+            "-c",
+            "echo hello from podman, run by ferry, as PID $$",
+        ]);
+    println!(
+        "
+$ podman --runtime {} run --rm --network=none --rootfs {} sh -c 'echo hello from podman, run by ferry, as PID $$'",
+        short(&link),
+        short(&demo.rootfs)
+    );
+    // podman calls the runtime without --root: its state goes to /run/ferry.
+    let runtime_root_before = Path::new("/run/ferry").exists();
+    let status = command.status().context("failed to start podman")?;
+    println!("(exit code {})", status.code().unwrap_or(-1));
+    let _ = util::as_root("rm").arg("-rf").arg(&base).status();
+    if !runtime_root_before {
+        let _ = util::as_root("rmdir").arg("/run/ferry").status();
+    }
     Ok(())
 }
 
@@ -473,6 +575,10 @@ impl Demo {
             if let Some(mount) = line.split(' ').nth(4) {
                 let dir = Path::new(mount).join(parent);
                 if dir.is_dir() {
+                    // podman's conmon (chapter 12) leaves its own cgroup there.
+                    if dir.join("conmon").is_dir() {
+                        let _ = util::as_root("rmdir").arg(dir.join("conmon")).status();
+                    }
                     let _ = util::as_root("rmdir").arg(&dir).status();
                 }
             }
@@ -485,6 +591,19 @@ impl Demo {
         command.arg("--root").arg(&self.state).args(args);
         let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
         println!("\n$ ferry {}", quoted.join(" "));
+        let status = command.status().context("failed to start the engine")?;
+        println!("(exit code {})", status.code().unwrap_or(-1));
+        Ok(())
+    }
+
+    /// Runs `ferry runtime --root RUNTIME_ROOT ARGS` (the runc dialect, its state
+    /// beside the demo's) as root and shows it.
+    fn runtime(&self, args: &[&str]) -> Result<()> {
+        let root = self.state.with_file_name("runtime");
+        let mut command = util::as_root(&self.engine.to_string_lossy());
+        command.arg("runtime").arg("--root").arg(&root).args(args);
+        let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
+        println!("\n$ ferry runtime {}", quoted.join(" "));
         let status = command.status().context("failed to start the engine")?;
         println!("(exit code {})", status.code().unwrap_or(-1));
         Ok(())
