@@ -851,7 +851,13 @@ fn podman_runs_containers_with_ferry_as_its_runtime() {
 /// The test's containerd: stopped (SIGTERM, then SIGKILL at its deadline) on
 /// every way out of the test, a failed assertion included.
 /// The shim's runc root of the test's namespace goes with it.
-struct Daemon(Option<support::Running>, PathBuf);
+/// The test's containerd, stopped on drop, with the shim's runc root; and when no
+/// containerd of the machine had /run/containerd before the test, what containerd
+/// and ctr make there whatever their configuration says (`fifo`, `s`, `runc`).
+struct Daemon(Option<support::Running>, PathBuf, bool);
+
+/// Where containerd's shims and ctr put their sockets and FIFOs.
+const CONTAINERD_RUN: &str = "/run/containerd";
 
 impl Drop for Daemon {
     fn drop(&mut self) {
@@ -860,6 +866,13 @@ impl Drop for Daemon {
             let _ = daemon.wait();
         }
         let _ = std::fs::remove_dir_all(&self.1);
+        if self.2 {
+            // Only empty directories go: rmdir(2), never a recursive removal.
+            for sub in ["fifo", "s", "runc"] {
+                let _ = std::fs::remove_dir(Path::new(CONTAINERD_RUN).join(sub));
+            }
+            let _ = std::fs::remove_dir(CONTAINERD_RUN);
+        }
     }
 }
 
@@ -891,7 +904,8 @@ fn containerd_runs_a_container_through_ferry() {
     .unwrap();
     // The shim runs `--root /run/containerd/runc/NAMESPACE`: a namespace of the test's.
     let namespace = format!("ferry-test-{word}");
-    let runc_root = PathBuf::from(format!("/run/containerd/runc/{namespace}"));
+    let runc_root = PathBuf::from(format!("{CONTAINERD_RUN}/runc/{namespace}"));
+    let made_run_dir = !Path::new(CONTAINERD_RUN).exists();
     let daemon = Daemon(
         Some(
             host.command("containerd", &["--config", config.to_str().unwrap()])
@@ -900,6 +914,7 @@ fn containerd_runs_a_container_through_ferry() {
                 .spawn(),
         ),
         runc_root.clone(),
+        made_run_dir,
     );
     wait_until("containerd serves", || socket.exists());
     let ctr = |args: &[&str]| {
